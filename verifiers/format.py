@@ -1,0 +1,102 @@
+"""Format verifiers: does the completion have the shape the task asks for?
+
+Each scores 1 when the rule holds and 0 otherwise, and says which rule failed in
+``details["reason"]``. They are deliberately strict, because a lenient format
+reward is the first thing a policy games: a probe on SmolLM2-135M rewarded for
+"a ``\\boxed{}`` is present" collapsed within 16 GRPO steps into
+``\\boxed{} \\boxed{} \\boxed{} ...``. :class:`BoxedOnce` gives that no credit.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rlvr.types import Problem, Verdict
+from rlvr.verifiers.extract import boxed_contents
+
+__all__ = ["BoxedOnce", "RegexFormat", "ThinkAnswer"]
+
+
+class BoxedOnce:
+    """Exactly one ``\\boxed{...}`` whose content is not blank."""
+
+    name = "boxed-once"
+
+    def __call__(self, completion: str, problem: Problem) -> Verdict:
+        boxes = boxed_contents(completion)
+        if boxes is None:
+            return Verdict.incorrect("unbalanced braces in \\boxed{")
+        if not boxes:
+            return Verdict.incorrect("no \\boxed{}")
+        if len(boxes) > 1:
+            return Verdict.incorrect(f"{len(boxes)} \\boxed{{}} found; exactly one is required", boxes=boxes[:8])
+        if not boxes[0].strip():
+            return Verdict.incorrect("empty \\boxed{}")
+        return Verdict.correct(boxed=boxes[0])
+
+
+class ThinkAnswer:
+    """``<think>reasoning</think>`` then the answer, both non-empty, nothing else.
+
+    With ``answer_tag=True`` (default) the answer must be ``<answer>...</answer>``
+    and the whole completion is exactly ``<think>…</think><answer>…</answer>``
+    (surrounding whitespace allowed), as in DeepSeek-R1's format reward (ref 003).
+    With ``answer_tag=False`` any non-empty text may follow ``</think>``.
+    Each tag must appear exactly once.
+    """
+
+    name = "think-answer"
+    _TAGS = ("<think>", "</think>", "<answer>", "</answer>")
+
+    def __init__(self, answer_tag: bool = True) -> None:
+        self.answer_tag = bool(answer_tag)
+
+    def __call__(self, completion: str, problem: Problem) -> Verdict:
+        text = completion.strip()
+        tags = self._TAGS if self.answer_tag else self._TAGS[:2]
+        for tag in tags:
+            count = text.count(tag)
+            if count != 1:
+                return Verdict.incorrect(f"{tag} appears {count} times; exactly once is required")
+        if not text.startswith("<think>"):
+            return Verdict.incorrect("the completion must start with <think>")
+        thought, _, rest = text[len("<think>") :].partition("</think>")
+        if not thought.strip():
+            return Verdict.incorrect("empty <think></think>")
+        rest = rest.strip()
+        if self.answer_tag:
+            if not (rest.startswith("<answer>") and rest.endswith("</answer>")):
+                return Verdict.incorrect("after </think> must come exactly <answer>...</answer>")
+            answer = rest[len("<answer>") : -len("</answer>")]
+        else:
+            answer = rest
+        if not answer.strip():
+            return Verdict.incorrect("empty answer")
+        return Verdict.correct(answer=answer.strip())
+
+
+class RegexFormat:
+    """The completion matches ``pattern`` (``mode``: ``fullmatch`` or ``search``).
+
+    Limits: Python's ``re`` has no timeout, so a pattern with catastrophic
+    backtracking can be slow on hostile input; keep patterns simple (no nested
+    quantifiers) or bound the completion length.
+    """
+
+    name = "regex"
+
+    def __init__(self, pattern: str, mode: str = "fullmatch", ignore_case: bool = False, dotall: bool = True) -> None:
+        if mode not in ("fullmatch", "search"):
+            raise ValueError(f"mode must be 'fullmatch' or 'search', got {mode!r}")
+        flags = (re.IGNORECASE if ignore_case else 0) | (re.DOTALL if dotall else 0)
+        try:
+            self.regex = re.compile(pattern, flags)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+        self.mode = mode
+
+    def __call__(self, completion: str, problem: Problem) -> Verdict:
+        match = getattr(self.regex, self.mode)(completion)
+        if match is None:
+            return Verdict.incorrect(f"no {self.mode} of /{self.regex.pattern}/")
+        return Verdict.correct(match=match.group(0)[:200])
