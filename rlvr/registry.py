@@ -208,8 +208,8 @@ def _check_verifier_target(target: Any, name: str, kwargs: dict[str, Any]) -> No
     if isinstance(target, type):
         if issubclass(target, Composite):
             return
-        call = getattr(target, "__call__", None)
-        if call is None or call is object.__call__:
+        call = next((vars(c)["__call__"] for c in target.__mro__ if "__call__" in vars(c)), None)
+        if call is None:
             raise TypeError(f"verifier {name!r}: class {target.__name__} has no __call__(self, completion, problem)")
         try:
             inspect.signature(call).bind(None, "completion", "problem")

@@ -1,0 +1,153 @@
+"""Property tests for verifiers: the contract every reward function must keep.
+
+Needs ``hypothesis`` (``pip install rlvr[dev]``). Test a verifier in a few lines::
+
+    from rlvr import Problem
+    from rlvr.testing import check_verifier
+
+    def test_my_verifier():
+        problem = Problem(id="p", prompt="2+2?", reference="4")
+        check_verifier(MyVerifier(), problem, positives=["\\\\boxed{4}"], negatives=["\\\\boxed{5}"])
+
+:func:`check_verifier` asserts that known-good completions score 1 and known-bad
+ones 0, then throws arbitrary Unicode, huge, empty, adversarial-LaTeX and
+degenerate (the shapes a policy finds when it games a reward) completions at the
+verifier and checks that it never raises, returns a Verdict in range, is
+deterministic, stays within a time bound, and gives degenerate output no credit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rlvr.types import Problem, Status, Verdict, Verifier
+from rlvr.verifier import verify
+
+__all__ = ["DEGENERATE_COMPLETIONS", "adversarial_latex", "check_verifier", "completions", "sprayed"]
+
+# Output a policy produces when it games a lenient reward: nothing, empty or
+# repeated boxes and tags, a bare tag skeleton. None of it deserves credit.
+DEGENERATE_COMPLETIONS: tuple[str, ...] = (
+    "",
+    " ",
+    "\n\n\n",
+    "\\boxed{}",
+    "\\boxed{} \\boxed{} \\boxed{} \\boxed{}",
+    "\\boxed{ }",
+    "\\boxed{",
+    "}}}}{{{{",
+    "<think></think><answer></answer>",
+    "<think></think>",
+    "<answer></answer>",
+    "$$",
+)
+
+
+def adversarial_latex() -> st.SearchStrategy[str]:
+    """LaTeX that is expensive or confusing to parse: towers, deep nesting, junk."""
+    depth = st.integers(1, 60)
+    return st.one_of(
+        depth.map(lambda n: "\\boxed{" + "10^{" * n + "10" + "}" * n + "}"),
+        depth.map(lambda n: "\\boxed{" + "\\frac{1}{" * n + "2" + "}" * n + "}"),
+        depth.map(lambda n: "\\boxed{" + "(" * n + "1" + ")" * n + "}"),
+        st.just("\\boxed{9^{9^{9^{9}}}}"),
+        st.just("\\boxed{\\int_0^\\infty e^{-x^2} dx}"),
+        st.just("\\boxed{\\left( \\right.}"),
+        st.just("\\boxed{\\\\\\\\\\{\\}}"),
+        st.text(alphabet="\\{}^_$()[]0123456789xfracboxed", max_size=200),
+    )
+
+
+def sprayed(answer: str) -> st.SearchStrategy[str]:
+    """Completions that give ``answer`` among other candidates (answer spraying)."""
+    others = st.lists(st.integers(-1000, 1000).map(str), min_size=1, max_size=6)
+    others = others.filter(lambda xs: any(x != answer for x in xs))
+    return st.builds(
+        lambda xs, i: " ".join(f"\\boxed{{{x}}}" for x in [*xs[:i], answer, *xs[i:]]), others, st.integers(0, 6)
+    )
+
+
+def completions(max_size: int = 2_000) -> st.SearchStrategy[str]:
+    """Arbitrary completions: Unicode text, degenerate shapes, adversarial LaTeX, huge text."""
+    return st.one_of(
+        st.text(max_size=max_size),
+        st.sampled_from(DEGENERATE_COMPLETIONS),
+        adversarial_latex(),
+        st.integers(10_000, 200_000).map(lambda n: "9" * n),
+        st.builds(lambda t, a: t + "\\boxed{" + a + "}", st.text(max_size=200), st.text(max_size=50)),
+    )
+
+
+def check_verifier(
+    verifier: Verifier,
+    problem: Problem,
+    *,
+    positives: Sequence[str] = (),
+    negatives: Sequence[str] = (),
+    score_range: tuple[float, float] = (0.0, 1.0),
+    max_seconds: float = 10.0,
+    degenerate: bool = True,
+    whitespace_invariant: bool = True,
+    sprayed_answer: str | None = None,
+    examples: int = 60,
+) -> None:
+    """Assert the verifier contract; raises AssertionError naming the failing input.
+
+    Args:
+        positives / negatives: completions that must score exactly 1 (CORRECT) / 0.
+        score_range: the bounds every score must lie in (widen it for a reward model).
+        max_seconds: time bound for any single verification.
+        degenerate: :data:`DEGENERATE_COMPLETIONS` must score 0 (turn off only for a
+            verifier that rewards such text on purpose).
+        whitespace_invariant: surrounding a positive or negative with whitespace
+            must not change its score.
+        sprayed_answer: if given, completions that box this (right) answer among
+            other candidates must score 0.
+        examples: how many random completions hypothesis tries.
+    """
+    low, high = score_range
+
+    def run(completion: str) -> Verdict:
+        start = time.perf_counter()
+        verdict = verify(verifier, completion, problem)  # raises VerifierError on a crash
+        elapsed = time.perf_counter() - start
+        assert isinstance(verdict, Verdict), f"returned {type(verdict).__name__}, not a Verdict"
+        assert elapsed <= max_seconds, f"took {elapsed:.2f}s > {max_seconds}s on {completion[:80]!r}"
+        assert low <= verdict.score <= high, f"score {verdict.score} outside [{low}, {high}] on {completion[:80]!r}"
+        assert isinstance(verdict.status, Status)
+        return verdict
+
+    for text in positives:
+        verdict = run(text)
+        assert verdict.score == 1.0 and verdict.status is Status.CORRECT, f"positive {text[:80]!r} got {verdict}"
+    for text in negatives:
+        verdict = run(text)
+        assert verdict.score == 0.0, f"negative {text[:80]!r} got {verdict}"
+    if whitespace_invariant:
+        for text in [*positives, *negatives]:
+            assert run(f"  \n{text}\n\t ").score == run(text).score, f"surrounding whitespace changed the score of {text[:80]!r}"
+    if degenerate:
+        for text in DEGENERATE_COMPLETIONS:
+            verdict = run(text)
+            assert verdict.score <= max(low, 0.0), f"degenerate completion {text!r} earned {verdict.score}"
+
+    @settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(completions())
+    def arbitrary(completion: str) -> None:
+        first, second = run(completion), run(completion)
+        assert (first.score, first.status) == (second.score, second.status), f"not deterministic on {completion[:80]!r}"
+
+    arbitrary()
+
+    if sprayed_answer is not None:
+
+        @settings(max_examples=max(10, examples // 4), deadline=None)
+        @given(sprayed(sprayed_answer))
+        def spraying(completion: str) -> None:
+            assert run(completion).score <= max(low, 0.0), f"answer spraying earned credit: {completion[:120]!r}"
+
+        spraying()
