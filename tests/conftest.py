@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import pytest
@@ -31,3 +32,11 @@ def unique_id():
 @pytest.fixture
 def problem():
     return rlvr.Problem(id="p1", prompt="What is 2 + 2?", reference="4")
+
+
+# CI runs derandomised so a red build is reproducible; locally hypothesis explores.
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")

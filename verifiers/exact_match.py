@@ -61,6 +61,8 @@ class ExactMatch:
             ``<answer>...</answer>``) or ``"last_line"``. A completion with no such
             answer is incorrect; there is no fallback to the whole text.
         case_sensitive, ignore_punctuation, ignore_articles: see :func:`normalize`.
+        reject_multiple: with ``boxed`` / ``answer_tag``, several answers that
+            differ after normalisation score 0 (answer spraying is not rewarded).
 
     The reference is a string (or number), or a list of acceptable answers.
     """
@@ -74,32 +76,37 @@ class ExactMatch:
         case_sensitive: bool = False,
         ignore_punctuation: bool = True,
         ignore_articles: bool = False,
+        reject_multiple: bool = True,
     ) -> None:
         if extract not in self._EXTRACTORS:
             raise ValueError(f"extract must be one of {self._EXTRACTORS}, got {extract!r}")
         self.extract = extract
+        self.reject_multiple = bool(reject_multiple)
         self.options = dict(
             case_sensitive=case_sensitive, ignore_punctuation=ignore_punctuation, ignore_articles=ignore_articles
         )
 
-    def _answer(self, completion: str) -> str | None:
+    def _answers(self, completion: str) -> list[str]:
         if self.extract == "full":
-            return completion
+            return [completion]
         if self.extract == "boxed":
-            boxes = boxed_contents(completion)
-            return boxes[-1] if boxes else None
+            return boxed_contents(completion) or []
         if self.extract == "answer_tag":
-            tags = answer_tags(completion)
-            return tags[-1] if tags else None
-        return last_line(completion)
+            return answer_tags(completion)
+        line = last_line(completion)
+        return [line] if line is not None else []
 
     def __call__(self, completion: str, problem: Problem) -> Verdict:
         golds = _golds(problem.reference)
         if not golds:
             return Verdict.unscorable("the reference holds no gold answer")
-        answer = self._answer(completion)
-        if answer is None:
+        answers = self._answers(completion)
+        if not answers:
             return Verdict.incorrect(f"no answer found ({self.extract})")
+        distinct = list(dict.fromkeys(normalize(a, **self.options) for a in answers))
+        if self.reject_multiple and len(distinct) > 1:
+            return Verdict.incorrect(f"{len(distinct)} different answers given", answers=distinct[:8])
+        answer = answers[-1]
         got = normalize(answer, **self.options)
         wanted = [normalize(g, **self.options) for g in golds]
         if got in wanted:

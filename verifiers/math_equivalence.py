@@ -35,6 +35,9 @@ class MathVerifier:
         timeout_seconds: ``math-verify``'s time bound for parsing and comparing
             (main thread only; see the module docstring).
         max_answer_chars: longer extracted answers are incorrect without parsing.
+        max_nesting: answers whose brackets nest deeper than this are incorrect
+            without parsing (real answers rarely pass 4; towers of ``\\frac`` or
+            parentheses only cost parse time).
     """
 
     name = "math"
@@ -45,6 +48,7 @@ class MathVerifier:
         reject_multiple: bool = True,
         timeout_seconds: int = 5,
         max_answer_chars: int = 1000,
+        max_nesting: int = 12,
     ) -> None:
         if extract not in ("boxed", "answer_tag"):
             raise ValueError(f"extract must be 'boxed' or 'answer_tag', got {extract!r}")
@@ -52,6 +56,7 @@ class MathVerifier:
         self.reject_multiple = bool(reject_multiple)
         self.timeout_seconds = int(timeout_seconds)
         self.max_answer_chars = int(max_answer_chars)
+        self.max_nesting = int(max_nesting)
 
     def _timeout(self) -> int | None:
         return self.timeout_seconds if threading.current_thread() is threading.main_thread() else None
@@ -62,7 +67,7 @@ class MathVerifier:
 
     def __call__(self, completion: str, problem: Problem) -> Verdict:
         gold = self._parse(f"${problem.reference}$") if isinstance(problem.reference, str | int | float) else []
-        if not gold:
+        if not any(not isinstance(g, str) for g in gold):  # only the raw string came back: no math in it
             return Verdict.unscorable(f"cannot parse the reference {str(problem.reference)[:200]!r}")
         answers = boxed_contents(completion) if self.extract == "boxed" else answer_tags(completion)
         if not answers:
@@ -75,9 +80,22 @@ class MathVerifier:
             return Verdict.incorrect(f"answer longer than {self.max_answer_chars} characters")
         if not answer:
             return Verdict.incorrect("empty answer")
+        if _nesting(answer) > self.max_nesting:
+            return Verdict.incorrect(f"brackets nest deeper than {self.max_nesting}", extracted=answer[:200])
         pred = self._parse(f"${answer}$")
         if not pred:
             return Verdict.incorrect("cannot parse the answer", extracted=answer[:200])
         if verify(gold, pred, timeout_seconds=self._timeout()):
             return Verdict.correct(extracted=answer[:200], parsed=str(pred[-1])[:200])
         return Verdict.incorrect("not equivalent", extracted=answer[:200], parsed=str(pred[-1])[:200], gold=str(gold[-1]))
+
+
+def _nesting(text: str) -> int:
+    depth = deepest = 0
+    for ch in text:
+        if ch in "({[":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in ")}]":
+            depth = max(depth - 1, 0)
+    return deepest

@@ -1,0 +1,82 @@
+import threading
+
+import pytest
+
+from rlvr import Problem, Status
+from rlvr.testing import check_verifier
+from rlvr.verifiers.math_equivalence import MathVerifier
+
+
+def problem(reference):
+    return Problem(id="m", prompt="q", reference=reference)
+
+
+@pytest.mark.parametrize(
+    "gold, answer, correct",
+    [
+        ("85", "85", True),
+        ("85", "85.0", True),
+        ("0.5", r"\frac{1}{2}", True),
+        (r"\frac{1}{2}", "1/2", True),
+        ("1,000", "1000", True),
+        ("-12", "-12", True),
+        ("x=2", "2", True),
+        ("85", "86", False),
+        ("-12", "12", False),
+        (r"\frac{1}{3}", "0.33", False),
+    ],
+)
+def test_equivalence(gold, answer, correct):
+    verdict = MathVerifier()(f"Reasoning... \\boxed{{{answer}}}", problem(gold))
+    assert (verdict.status is Status.CORRECT) is correct, verdict
+
+
+def test_no_fallback_to_the_whole_text():
+    verdict = MathVerifier()("The answer is 85", problem("85"))
+    assert verdict.score == 0.0 and "no answer found" in verdict.details["reason"]
+
+
+def test_answer_spraying_scores_zero_but_repeats_pass():
+    assert MathVerifier()(r"\boxed{84} \boxed{85}", problem("85")).score == 0.0
+    assert MathVerifier()(r"\boxed{85} and again \boxed{85}", problem("85")).score == 1.0
+    assert MathVerifier(reject_multiple=False)(r"\boxed{84} \boxed{85}", problem("85")).score == 1.0
+
+
+def test_answer_tag_extraction_and_limits():
+    assert MathVerifier(extract="answer_tag")("<answer>85</answer>", problem("85")).score == 1.0
+    long = MathVerifier(max_answer_chars=5)(r"\boxed{1+1+1+1}", problem("4"))
+    assert long.score == 0.0 and "longer than" in long.details["reason"]
+    with pytest.raises(ValueError, match="extract"):
+        MathVerifier(extract="anywhere")
+
+
+def test_unparsable_reference_is_unscorable_never_rewarded():
+    for reference in [None, {"a": 1}, "\\frac{"]:
+        verdict = MathVerifier()(r"\boxed{1}", problem(reference))
+        assert verdict.status is Status.UNSCORABLE and verdict.score == 0.0, (reference, verdict)
+
+
+def test_works_off_the_main_thread():
+    results = []
+    thread = threading.Thread(target=lambda: results.append(MathVerifier()(r"\boxed{\frac{2}{4}}", problem("0.5"))))
+    thread.start()
+    thread.join(30)
+    assert results and results[0].score == 1.0
+
+
+def test_deep_nesting_is_rejected_without_parsing():
+    verdict = MathVerifier()("\\boxed{" + "\\frac{1}{" * 20 + "2" + "}" * 20 + "}", problem("1"))
+    assert verdict.score == 0.0 and "nest deeper" in verdict.details["reason"]
+
+
+def test_math_contract():
+    # A 1 s bound keeps hostile power towers cheap here; issue 3 moves the bound into killable workers.
+    check_verifier(
+        MathVerifier(timeout_seconds=1),
+        problem("128"),
+        positives=[r"83 + 45 = 128, so \boxed{128}", r"\boxed{128.0}"],
+        negatives=[r"\boxed{127}", "128"],
+        sprayed_answer="128",
+        examples=25,
+        max_seconds=5.0,
+    )
