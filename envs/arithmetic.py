@@ -77,7 +77,7 @@ class ArithmeticEnv(ProceduralEnv):
         low = 0 if self.digits == 1 else 10 ** (self.digits - 1)
         operands = [int(x) for x in rng.integers(low, 10**self.digits, size=self.terms)]
         ops = [str(o) for o in rng.choice(list(self.operations), size=self.terms - 1)]
-        expression = " ".join([str(operands[0])] + [f"{op} {x}" for op, x in zip(ops, operands[1:])])
+        expression = " ".join([str(operands[0])] + [f"{op} {x}" for op, x in zip(ops, operands[1:], strict=True)])
         return Problem(
             id=problem_id,
             prompt=self.prompt.replace("{expression}", expression),
@@ -89,7 +89,7 @@ class ArithmeticEnv(ProceduralEnv):
 def evaluate(operands: list[int], ops: list[str]) -> int:
     """Exact value with ``*`` binding tighter than ``+`` and ``-``."""
     total, sign, product = 0, 1, operands[0]
-    for op, x in zip(ops, operands[1:]):
+    for op, x in zip(ops, operands[1:], strict=True):
         if op == "*":
             product *= x
         else:

@@ -33,7 +33,9 @@ class CountdownEnv(ProceduralEnv):
             smallest candidate found is used).
     """
 
-    def __init__(self, count: int = 4, max_number: int = 25, max_target: int = 200, prompt: str = DEFAULT_PROMPT, **kwargs: Any) -> None:
+    def __init__(
+        self, count: int = 4, max_number: int = 25, max_target: int = 200, prompt: str = DEFAULT_PROMPT, **kwargs: Any
+    ) -> None:
         if not (isinstance(count, int) and 2 <= count <= 6):
             raise ValueError(f"count must be an integer from 2 to 6, got {count!r}")
         if not (isinstance(max_number, int) and max_number >= 2):

@@ -1,6 +1,6 @@
 """Register a new environment in a few lines, then run it like any gymnasium env.
 
-    python examples/custom_env.py
+python examples/custom_env.py
 """
 
 import numpy as np

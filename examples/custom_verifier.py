@@ -1,6 +1,6 @@
 """Register a new verifier in a few lines, then use it as (part of) an environment's reward.
 
-    python examples/custom_verifier.py
+python examples/custom_verifier.py
 """
 
 import rlvr

@@ -36,7 +36,7 @@ result = batched.step(problems, [list(g.values()) for g in groups])
 
 names = list(groups[0])
 print(f"{'problem':28}" + "".join(f"{n:>13}" for n in names))
-for problem, rewards in zip(problems, result.rewards):
+for problem, rewards in zip(problems, result.rewards, strict=True):
     print(f"{problem.prompt.split('?')[0]:28}" + "".join(f"{r:>13.2f}" for r in rewards))
 print(f"{'mean':28}" + "".join(f"{m:>13.2f}" for m in result.rewards.mean(axis=0)))
 

@@ -75,7 +75,7 @@ class BatchedEnv:
             raise ValueError(f"on_error must be 'raise' or 'record', got {on_error!r}")
         if len(problems) != len(completions):
             raise ValueError(f"{len(problems)} problems but {len(completions)} groups of completions")
-        flat = [(b, g, p, c) for b, (p, group) in enumerate(zip(problems, completions)) for g, c in enumerate(group)]
+        flat = [(b, g, p, c) for b, (p, group) in enumerate(zip(problems, completions, strict=True)) for g, c in enumerate(group)]
         for b, g, _, c in flat:
             if not isinstance(c, str):
                 raise TypeError(f"completions[{b}][{g}] must be str, got {type(c).__name__}")
@@ -90,7 +90,7 @@ class BatchedEnv:
         mask = [np.zeros(len(group), dtype=bool) for group in completions]
         infos: list[list[dict[str, Any]]] = [[{} for _ in group] for group in completions]
         errors = []
-        for (b, g, _, _), (reward, info) in zip(flat, scored):
+        for (b, g, _, _), (reward, info) in zip(flat, scored, strict=True):
             infos[b][g] = info
             if "error" in info:
                 errors.append((b, g, info["error"]))
@@ -102,7 +102,13 @@ class BatchedEnv:
         try:
             return self.env.score_many([problem], [completion])[0]
         except VerifierError as exc:
-            return 0.0, {"problem_id": problem.id, "status": "error", "scored": False, "components": {}, "error": str(exc)}
+            return 0.0, {
+                "problem_id": problem.id,
+                "status": "error",
+                "scored": False,
+                "components": {},
+                "error": str(exc),
+            }
 
 
 def _stack(rows: list[np.ndarray]) -> np.ndarray:

@@ -37,20 +37,19 @@ def _read(value: str) -> str:
     return sys.stdin.read() if value == "-" else value
 
 
-def cmd_envs(args: argparse.Namespace) -> int:
-    entries = env_entries()
-    width = max(len(e) for e in entries)
-    for entry in entries.values():
-        print(f"{entry.id:<{width}}  {entry.description or '-'}  [{entry.source}]")
+def _print_entries(entries: dict[str, Any]) -> int:
+    width = max(len(name) for name in entries)
+    for name, entry in entries.items():
+        print(f"{name:<{width}}  {entry.description or '-'}  [{entry.source}]")
     return 0
+
+
+def cmd_envs(args: argparse.Namespace) -> int:
+    return _print_entries(env_entries())
 
 
 def cmd_verifiers(args: argparse.Namespace) -> int:
-    entries = verifier_entries()
-    width = max(len(e) for e in entries)
-    for entry in entries.values():
-        print(f"{entry.name:<{width}}  {entry.description or '-'}  [{entry.source}]")
-    return 0
+    return _print_entries(verifier_entries())
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -58,7 +57,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     reference = _json_or_text(args.reference) if args.reference_json else args.reference
     problem = rlvr.Problem(id="cli", prompt="", reference=reference)
     verdict = rlvr.verify(verifier, _read(args.completion), problem)
-    print(json.dumps({"score": verdict.score, "status": verdict.status.value, "details": _jsonable(verdict.details)}, indent=2, ensure_ascii=False))
+    print(
+        json.dumps(
+            {"score": verdict.score, "status": verdict.status.value, "details": _jsonable(verdict.details)},
+            indent=2,
+            ensure_ascii=False,
+        )
+    )
     return 0
 
 
@@ -73,7 +78,9 @@ def _jsonable(value: Any) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rlvr", description="Reinforcement learning of LMs against verifiable rewards.")
+    parser = argparse.ArgumentParser(
+        prog="rlvr", description="Reinforcement learning of LMs against verifiable rewards."
+    )
     parser.add_argument("--version", action="version", version=f"rlvr {rlvr.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("envs", help="list registered environments").set_defaults(func=cmd_envs)
@@ -83,9 +90,18 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--completion", required=True, help="the completion text, or - to read it from stdin")
     verify.add_argument("--reference", required=True, help="the gold answer")
     verify.add_argument(
-        "--reference-json", action="store_true", help="parse --reference as JSON (e.g. countdown's {\"numbers\": ..., \"target\": ...})"
+        "--reference-json",
+        action="store_true",
+        help='parse --reference as JSON (e.g. countdown\'s {"numbers": ..., "target": ...})',
     )
-    verify.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE", help="verifier keyword argument (JSON value or text); repeatable")
+    verify.add_argument(
+        "--option",
+        type=_option,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="verifier keyword argument (JSON value or text); repeatable",
+    )
     verify.set_defaults(func=cmd_verify)
     return parser
 
@@ -94,7 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (rlvr.NotRegisteredError, rlvr.DuplicateRegistrationError, rlvr.VerifierError, TypeError, ValueError, ImportError) as exc:
+    except (
+        rlvr.NotRegisteredError,
+        rlvr.DuplicateRegistrationError,
+        rlvr.VerifierError,
+        TypeError,
+        ValueError,
+        ImportError,
+    ) as exc:
         print(f"rlvr {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

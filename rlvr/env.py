@@ -173,7 +173,7 @@ class BanditEnv(gym.Env):
         a crash is never swallowed as a zero reward.
         """
         verdicts = verify_batch(self.reward_fn, completions, problems)
-        return [(v.score, verdict_info(p, v, self.reward_fn)) for p, v in zip(problems, verdicts)]
+        return [(v.score, verdict_info(p, v, self.reward_fn)) for p, v in zip(problems, verdicts, strict=True)]
 
     # -- helpers ------------------------------------------------------------------
     def _resolve_reward(self, reward: Verifier | str | None) -> Verifier:
@@ -188,7 +188,9 @@ class BanditEnv(gym.Env):
     def _observation(self, problem: Problem) -> str | tuple[dict[str, str], ...]:
         if self.prompt_format == "text":
             if not isinstance(problem.prompt, str):
-                raise ValueError(f"problem {problem.id!r} has a chat prompt but this environment has prompt_format='text'")
+                raise ValueError(
+                    f"problem {problem.id!r} has a chat prompt but this environment has prompt_format='text'"
+                )
             return problem.prompt
         if isinstance(problem.prompt, str):
             return ({"role": "user", "content": problem.prompt},)

@@ -179,6 +179,7 @@ def register_verifier(
             return float(str(problem.reference) in completion)
     """
     if target is None:
+
         def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
             register_verifier(name, fn, description=description, source=source, **kwargs)
             return fn
@@ -280,6 +281,25 @@ def _load_plugins_once() -> None:
 def _plugin_source(ep: importlib.metadata.EntryPoint) -> str:
     dist = getattr(ep, "dist", None)
     return f"plug-in {dist.name if dist else ep.module}"
+
+
+# -- built-ins ------------------------------------------------------------------------
+def register_builtins(kind: str, table: dict[str, tuple[str, str]], package: str) -> Callable[[str], Any]:
+    """Register rlvr's own ``{name: ("module:Class", description)}`` entries and
+    return a module ``__getattr__`` that loads each class on first access."""
+    for name, (target, description) in table.items():
+        if kind == "env":
+            _register_env(EnvEntry(name, target, {}, description, "rlvr"))
+        else:
+            _register_verifier(VerifierEntry(name, target, {}, description, "rlvr"))
+    classes = {target.rpartition(":")[2]: target for target, _ in table.values()}
+
+    def __getattr__(attr: str) -> Any:
+        if attr in classes:
+            return _resolve(classes[attr])
+        raise AttributeError(f"module {package!r} has no attribute {attr!r}")
+
+    return __getattr__
 
 
 # -- helpers --------------------------------------------------------------------------

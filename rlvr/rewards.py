@@ -61,7 +61,7 @@ class Composite:
         child = self.children[key]
         if isinstance(child, Composite):
             prefix = f"{key}/" if key else ""
-            return child.combine({k[len(prefix):]: v for k, v in scores.items() if k.startswith(prefix)})
+            return child.combine({k[len(prefix) :]: v for k, v in scores.items() if k.startswith(prefix)})
         return float(scores[key])
 
     def combine(self, scores: Mapping[str, float]) -> float:
@@ -103,7 +103,9 @@ class WeightedSum(Composite):
         weights = dict(weights or {})
         unknown = set(weights) - set(self.children)
         if unknown:
-            raise ValueError(f"weights name unknown components {sorted(unknown)}; components are {sorted(self.children)}")
+            raise ValueError(
+                f"weights name unknown components {sorted(unknown)}; components are {sorted(self.children)}"
+            )
         self.weights = {k: float(weights.get(k, 1.0)) for k in self.children}
 
     def combine(self, scores: Mapping[str, float]) -> float:

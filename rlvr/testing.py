@@ -129,13 +129,17 @@ def check_verifier(
         assert verdict.score == 0.0, f"negative {text[:80]!r} got {verdict}"
     if whitespace_invariant:
         for text in [*positives, *negatives]:
-            assert run(f"  \n{text}\n\t ").score == run(text).score, f"surrounding whitespace changed the score of {text[:80]!r}"
+            assert run(f"  \n{text}\n\t ").score == run(text).score, (
+                f"surrounding whitespace changed the score of {text[:80]!r}"
+            )
     if degenerate:
         for text in DEGENERATE_COMPLETIONS:
             verdict = run(text)
             assert verdict.score <= max(low, 0.0), f"degenerate completion {text!r} earned {verdict.score}"
 
-    @settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @settings(
+        max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+    )
     @given(completions())
     def arbitrary(completion: str) -> None:
         first, second = run(completion), run(completion)

@@ -55,13 +55,12 @@ class Problem:
                     )
         elif not isinstance(self.prompt, str):
             raise TypeError(
-                f"Problem {self.id!r}: prompt must be a str or chat messages, "
-                f"got {type(self.prompt).__name__}"
+                f"Problem {self.id!r}: prompt must be a str or chat messages, got {type(self.prompt).__name__}"
             )
         object.__setattr__(self, "meta", _frozen_mapping(self.meta))
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     """Why a verdict has its score; the trainer treats the four differently.
 
     Only ``CORRECT`` and ``INCORRECT`` are *scored*: the completion earned its score.
@@ -145,7 +144,4 @@ class VerifierError(RuntimeError):
     def __init__(self, verifier: str, problem_id: str, cause: BaseException) -> None:
         self.verifier = verifier
         self.problem_id = problem_id
-        super().__init__(
-            f"verifier {verifier!r} raised on problem {problem_id!r}: "
-            f"{type(cause).__name__}: {cause}"
-        )
+        super().__init__(f"verifier {verifier!r} raised on problem {problem_id!r}: {type(cause).__name__}: {cause}")

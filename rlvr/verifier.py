@@ -118,7 +118,7 @@ def verify_batch(verifier: Verifier, completions: Sequence[str], problems: Seque
         raise ValueError(f"{len(completions)} completions but {len(problems)} problems")
     batch = getattr(verifier, "batch", None)
     if batch is None:
-        return [verify(verifier, c, p) for c, p in zip(completions, problems)]
+        return [verify(verifier, c, p) for c, p in zip(completions, problems, strict=True)]
     try:
         verdicts = list(batch(completions, problems))
     except VerifierError:
@@ -127,6 +127,8 @@ def verify_batch(verifier: Verifier, completions: Sequence[str], problems: Seque
         raise VerifierError(verifier_name(verifier), problems[0].id if problems else "?", exc) from exc
     if len(verdicts) != len(completions):
         raise VerifierError(
-            verifier_name(verifier), "?", ValueError(f"batch returned {len(verdicts)} verdicts for {len(completions)} items")
+            verifier_name(verifier),
+            "?",
+            ValueError(f"batch returned {len(verdicts)} verdicts for {len(completions)} items"),
         )
     return [_coerce(v, verifier_name(verifier)) for v in verdicts]

@@ -92,7 +92,9 @@ class CountdownVerifier:
         if used_counts - numbers:
             return Verdict.incorrect(f"uses numbers not given: {sorted((used_counts - numbers).elements())}")
         if self.use_all and used_counts != numbers:
-            return Verdict.incorrect(f"must use every number once; unused: {sorted((numbers - used_counts).elements())}")
+            return Verdict.incorrect(
+                f"must use every number once; unused: {sorted((numbers - used_counts).elements())}"
+            )
         if value != target:
             return Verdict.incorrect(f"evaluates to {value}, not {target}", extracted=expression[:200])
         return Verdict.correct(extracted=expression[:200])

@@ -34,9 +34,7 @@ def normalize(
         text = text.casefold()
     if ignore_punctuation:
         text = "".join(
-            ch
-            for i, ch in enumerate(text)
-            if not unicodedata.category(ch).startswith("P") or _numeric_mark(text, i)
+            ch for i, ch in enumerate(text) if not unicodedata.category(ch).startswith("P") or _numeric_mark(text, i)
         )
     if ignore_articles:
         text = _ARTICLES.sub(" ", text)

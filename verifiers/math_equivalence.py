@@ -87,7 +87,9 @@ class MathVerifier:
             return Verdict.incorrect("cannot parse the answer", extracted=answer[:200])
         if verify(gold, pred, timeout_seconds=self._timeout()):
             return Verdict.correct(extracted=answer[:200], parsed=str(pred[-1])[:200])
-        return Verdict.incorrect("not equivalent", extracted=answer[:200], parsed=str(pred[-1])[:200], gold=str(gold[-1]))
+        return Verdict.incorrect(
+            "not equivalent", extracted=answer[:200], parsed=str(pred[-1])[:200], gold=str(gold[-1])
+        )
 
 
 def _nesting(text: str) -> int:

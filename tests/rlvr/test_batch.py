@@ -9,7 +9,9 @@ def test_batched_rewards_equal_env_step():
     env = rlvr.make("rlvr/Arithmetic-v0", operations="+-")
     batched = BatchedEnv(env)
     problems = batched.reset(3, seed=7)
-    assert [p.id for p in problems] == [p.id for p in BatchedEnv(rlvr.make("rlvr/Arithmetic-v0", operations="+-")).reset(3, seed=7)]
+    assert [p.id for p in problems] == [
+        p.id for p in BatchedEnv(rlvr.make("rlvr/Arithmetic-v0", operations="+-")).reset(3, seed=7)
+    ]
     completions = [[f"\\boxed{{{p.reference}}}", "\\boxed{} \\boxed{}", "no box", "\\boxed{-1}"] for p in problems]
     result = batched.step(problems, completions)
     assert result.rewards.shape == (3, 4) and result.scored.all()

@@ -22,13 +22,40 @@ def test_envs_and_verifiers_list_the_builtins():
 def test_verify_prints_the_verdict_and_details():
     out = run("verify", "--verifier", "math", "--completion", r"so \boxed{\frac{1}{2}}", "--reference", "0.5")
     verdict = json.loads(out.stdout)
-    assert verdict["score"] == 1.0 and verdict["status"] == "correct" and verdict["details"]["extracted"] == r"\frac{1}{2}"
+    assert (
+        verdict["score"] == 1.0 and verdict["status"] == "correct" and verdict["details"]["extracted"] == r"\frac{1}{2}"
+    )
 
 
 def test_verify_reads_stdin_options_and_json_references(capsys):
-    assert main(["verify", "--verifier", "exact-match", "--completion", "The Paris", "--reference", "paris", "--option", "ignore_articles=true"]) == 0
+    assert (
+        main(
+            [
+                "verify",
+                "--verifier",
+                "exact-match",
+                "--completion",
+                "The Paris",
+                "--reference",
+                "paris",
+                "--option",
+                "ignore_articles=true",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["score"] == 1.0
-    out = run("verify", "--verifier", "countdown", "--completion", "-", "--reference", '{"numbers": [3, 5, 3], "target": 24}', "--reference-json", stdin=r"\boxed{(3 + 5) * 3}")
+    out = run(
+        "verify",
+        "--verifier",
+        "countdown",
+        "--completion",
+        "-",
+        "--reference",
+        '{"numbers": [3, 5, 3], "target": 24}',
+        "--reference-json",
+        stdin=r"\boxed{(3 + 5) * 3}",
+    )
     assert json.loads(out.stdout)["score"] == 1.0
 
 
@@ -36,7 +63,10 @@ def test_verify_reads_stdin_options_and_json_references(capsys):
     "args, message",
     [
         (["verify", "--verifier", "mathh", "--completion", "x", "--reference", "1"], "did you mean 'math'"),
-        (["verify", "--verifier", "exact-match", "--completion", "x", "--reference", "1", "--option", "bogus=1"], "its options are"),
+        (
+            ["verify", "--verifier", "exact-match", "--completion", "x", "--reference", "1", "--option", "bogus=1"],
+            "its options are",
+        ),
         (["verify", "--verifier", "regex", "--completion", "x", "--reference", "1"], "pattern"),
     ],
 )

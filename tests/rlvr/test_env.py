@@ -121,7 +121,14 @@ def test_splits_are_disjoint():
 
 
 def test_dataset_env_chat_prompts_and_render():
-    problems = [Problem(id=f"q{i}", prompt=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": f"Say {i}"}], reference=str(i)) for i in range(3)]
+    problems = [
+        Problem(
+            id=f"q{i}",
+            prompt=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": f"Say {i}"}],
+            reference=str(i),
+        )
+        for i in range(3)
+    ]
     env = DatasetEnv(problems, reward="exact-match", prompt_format="chat", render_mode="ansi")
     check_env(env)
     obs, info = env.reset(options={"problem_id": "q2"})

@@ -96,7 +96,9 @@ def test_unregister_env_removes_it_from_gymnasium(unique_id):
 
 def test_callable_entry_point(unique_id):
     env_id = unique_id()
-    rlvr.register_env(env_id, lambda **kw: rlvr.DatasetEnv([Problem(id="a", prompt="p", reference="r")], reward="exact-match", **kw))
+    rlvr.register_env(
+        env_id, lambda **kw: rlvr.DatasetEnv([Problem(id="a", prompt="p", reference="r")], reward="exact-match", **kw)
+    )
     env = rlvr.make(env_id)
     env.reset()
     assert env.step("r")[1] == 1.0

@@ -86,11 +86,14 @@ def test_batch_matches_single_calls():
     r = WeightedSum({"eq": lambda c, p: c == p.reference, "len": lambda c, p: min(len(c), 4) / 4})
     problems = [Problem(id=str(i), prompt="q", reference=str(i)) for i in range(4)]
     completions = ["0", "xx", "2", "nope"]
-    assert r.batch(completions, problems) == [r(c, p) for c, p in zip(completions, problems)]
+    assert r.batch(completions, problems) == [r(c, p) for c, p in zip(completions, problems, strict=True)]
 
 
 def test_describe():
     from rlvr.envs.arithmetic import boxed_answer_reward
     from rlvr.verifiers.math_equivalence import MathVerifier
 
-    assert describe(boxed_answer_reward(MathVerifier())) == "0.9*(math if boxed-once >= 1 else 0)[answer] + 0.1*boxed-once[format]"
+    assert (
+        describe(boxed_answer_reward(MathVerifier()))
+        == "0.9*(math if boxed-once >= 1 else 0)[answer] + 0.1*boxed-once[format]"
+    )

@@ -65,7 +65,7 @@ def test_verify_batch_prefers_batch_method_and_checks_length():
 
         def batch(self, completions, problems):
             calls.append(len(completions))
-            return [float(c == p.reference) for c, p in zip(completions, problems)]
+            return [float(c == p.reference) for c, p in zip(completions, problems, strict=True)]
 
     problems = [Problem(id=str(i), prompt="q", reference=str(i)) for i in range(3)]
     verdicts = verify_batch(Batched(), ["0", "x", "2"], problems)

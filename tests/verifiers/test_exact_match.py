@@ -49,5 +49,11 @@ def test_unusable_reference_is_unscorable():
 
 def test_exact_match_contract():
     p = Problem(id="p", prompt="q", reference="42")
-    check_verifier(ExactMatch(extract="boxed"), p, positives=[r"so \boxed{42}"], negatives=[r"\boxed{43}", "42"], sprayed_answer="42")
+    check_verifier(
+        ExactMatch(extract="boxed"),
+        p,
+        positives=[r"so \boxed{42}"],
+        negatives=[r"\boxed{43}", "42"],
+        sprayed_answer="42",
+    )
     check_verifier(ExactMatch(), p, positives=["42"], negatives=["43"])

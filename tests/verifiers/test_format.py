@@ -57,7 +57,9 @@ def test_think_answer_without_answer_tag():
 
 
 def test_think_answer_contract():
-    check_verifier(ThinkAnswer(), P, positives=["<think>2+2</think><answer>4</answer>"], negatives=["<answer>4</answer>"])
+    check_verifier(
+        ThinkAnswer(), P, positives=["<think>2+2</think><answer>4</answer>"], negatives=["<answer>4</answer>"]
+    )
 
 
 def test_regex_format():
