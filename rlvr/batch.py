@@ -75,7 +75,11 @@ class BatchedEnv:
             raise ValueError(f"on_error must be 'raise' or 'record', got {on_error!r}")
         if len(problems) != len(completions):
             raise ValueError(f"{len(problems)} problems but {len(completions)} groups of completions")
-        flat = [(b, g, p, c) for b, (p, group) in enumerate(zip(problems, completions, strict=True)) for g, c in enumerate(group)]
+        flat = [
+            (b, g, p, c)
+            for b, (p, group) in enumerate(zip(problems, completions, strict=True))
+            for g, c in enumerate(group)
+        ]
         for b, g, _, c in flat:
             if not isinstance(c, str):
                 raise TypeError(f"completions[{b}][{g}] must be str, got {type(c).__name__}")

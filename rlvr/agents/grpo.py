@@ -1,0 +1,153 @@
+"""GRPO: group-relative advantages, PPO's clipped surrogate, KL to the reference as a loss (ref 004, "GRPO").
+
+For each prompt, G completions; ``A_i = (r_i - mean_group) / std_group`` for every
+token of completion ``i``; then ``epochs`` passes of the clipped surrogate over
+minibatches against ``pi_old`` (the policy that sampled), plus ``beta * KL``
+(k3 by default) to the reference policy.
+
+Deviations from the paper, each a named option: Dr. GRPO's ``scale_by_std=False``;
+the loss aggregation (``token_mean`` by default, the paper used ``sequence_mean``);
+``kl_placement="reward"`` subtracts ``beta * sum_t KL_t`` from each reward
+before normalising instead of adding a loss term.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from rlvr.advantages import group_normalized_advantages, masked_mean
+from rlvr.agents.base import Experience, Stats, micro_batches, minibatches, optimizer_step, rollout_metrics
+from rlvr.kl import AdaptiveKLController, FixedKLController, KLEstimator, kl_estimate, kl_penalty_loss
+from rlvr.losses import Aggregation, aggregate, ppo_clip_loss
+from rlvr.policy import Policy, reference_logprobs
+
+__all__ = ["GRPO", "GRPOConfig"]
+
+
+@dataclass(frozen=True)
+class GRPOConfig:
+    """GRPO's knobs; every default is a stated choice (docs/agents.md says why).
+
+    Attributes:
+        clip_eps / clip_eps_high: PPO clip range ``[1 - eps, 1 + eps_high]``.
+        beta: KL coefficient (0 disables the reference entirely).
+        kl_target: if set, beta adapts towards this per-token KL (ref 004, PPO-penalty rule).
+        kl_estimator: ``k1``, ``k2`` or ``k3`` (see :mod:`rlvr.kl`).
+        kl_placement: ``"loss"`` (GRPO) or ``"reward"``.
+        scale_by_std: divide by the group std (False: Dr. GRPO).
+        drop_zero_std_groups: leave groups whose rewards are all equal out of the
+            loss (they carry no policy-gradient signal; keeping them only adds KL).
+        unscored: ``"exclude"`` completions a verifier could not score, or count them as ``"zero"``.
+        epochs: passes over each batch (more than 1 reuses samples with pi_old).
+        minibatch_size: sequences per optimiser step (None: the whole batch).
+        micro_batch_size: sequences per forward/backward (memory bound).
+        aggregation / aggregation_constant: see :mod:`rlvr.losses`.
+        max_grad_norm: gradient clipping (None: off).
+    """
+
+    clip_eps: float = 0.2
+    clip_eps_high: float | None = None
+    beta: float = 0.04
+    kl_target: float | None = None
+    kl_estimator: KLEstimator = "k3"
+    kl_placement: str = "loss"
+    scale_by_std: bool = True
+    drop_zero_std_groups: bool = False
+    unscored: str = "exclude"
+    epochs: int = 1
+    minibatch_size: int | None = None
+    micro_batch_size: int = 8
+    aggregation: Aggregation = "token_mean"
+    aggregation_constant: float | None = None
+    max_grad_norm: float | None = 1.0
+
+    def __post_init__(self) -> None:
+        if self.kl_placement not in ("loss", "reward"):
+            raise ValueError(f"kl_placement must be 'loss' or 'reward', got {self.kl_placement!r}")
+        if self.unscored not in ("exclude", "zero"):
+            raise ValueError(f"unscored must be 'exclude' or 'zero', got {self.unscored!r}")
+        if self.epochs < 1 or self.micro_batch_size < 1:
+            raise ValueError("epochs and micro_batch_size must be >= 1")
+
+
+class GRPO:
+    """``update(experience) -> metrics``. Dependencies are passed in, nothing is built here."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        optimizer: torch.optim.Optimizer,
+        config: GRPOConfig = GRPOConfig(),
+        reference: Policy | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        self.policy, self.optimizer, self.config, self.reference = policy, optimizer, config, reference
+        self.kl_ctl = (
+            AdaptiveKLController(config.beta, config.kl_target) if config.kl_target else FixedKLController(config.beta)
+        )
+        self.generator = generator
+
+    def update(self, exp: Experience) -> dict[str, float]:
+        cfg, policy = self.config, self.policy
+        if cfg.unscored == "zero":
+            exp = exp.with_unscored_as_zero()
+        metrics = rollout_metrics(exp)
+        beta = self.kl_ctl.beta
+        args = (exp.input_ids, exp.attention_mask, exp.prompt_len)
+        mask = exp.completion_mask.float() * exp.scored[:, None].float()  # [N, T]
+
+        # pi_old is needed when samples are reused or KL goes into the reward; with one
+        # pass over one minibatch the gradient pass's own log-probs serve (ratio = 1).
+        single_pass = cfg.epochs == 1 and (cfg.minibatch_size is None or cfg.minibatch_size >= len(exp))
+        old_logp = None if single_pass and cfg.kl_placement == "loss" else policy.logprobs(*args)  # [N, T]
+        ref_logp = (
+            reference_logprobs(policy, self.reference, *args) if beta > 0 or self.reference is not None else None
+        )  # [N, T]
+
+        rewards = exp.rewards
+        if beta > 0 and cfg.kl_placement == "reward":
+            seq_kl = (kl_estimate(old_logp, ref_logp, cfg.kl_estimator) * mask).sum(dim=1)  # [N]
+            rewards = rewards - beta * seq_kl
+        advantages, zero_std = group_normalized_advantages(
+            rewards, exp.group, exp.scored, scale_by_std=cfg.scale_by_std
+        )
+        if cfg.drop_zero_std_groups:
+            mask = mask * (~zero_std)[:, None].float()
+        n_groups = int(exp.group.max()) + 1 if len(exp) else 0
+        metrics["zero_std_groups"] = float(len(torch.unique(exp.group[zero_std]))) if zero_std.any() else 0.0
+        metrics["zero_std_group_fraction"] = metrics["zero_std_groups"] / max(n_groups, 1)
+
+        stats = Stats()
+        for _ in range(cfg.epochs):
+            for mb in minibatches(len(exp), cfg.minibatch_size, self.generator):
+                agg = dict(
+                    mode=cfg.aggregation,
+                    total_tokens=float(mask[mb].sum()),
+                    total_seqs=float(len(mb)),
+                    constant=cfg.aggregation_constant,
+                )
+                for micro in micro_batches(mb, cfg.micro_batch_size):
+                    logp, entropy = policy(
+                        exp.input_ids[micro], exp.attention_mask[micro], exp.prompt_len, with_entropy=True
+                    )
+                    old = logp.detach() if old_logp is None else old_logp[micro]
+                    m = mask[micro]
+                    loss, st = ppo_clip_loss(logp, old, advantages[micro], m, cfg.clip_eps, cfg.clip_eps_high, **agg)
+                    if beta > 0 and cfg.kl_placement == "loss":
+                        kl_tokens = kl_penalty_loss(logp, ref_logp[micro], m, cfg.kl_estimator)
+                        loss = loss + beta * aggregate(kl_tokens, m, **agg)
+                    if ref_logp is not None:  # the metric is always k3, whatever the penalty's estimator
+                        st["kl_ref"] = masked_mean(kl_estimate(logp.detach(), ref_logp[micro], "k3"), m)
+                    loss.backward()
+                    st["entropy"] = masked_mean(entropy.detach(), m)
+                    st["loss"] = loss.detach()
+                    stats.add(st, weight=float(m.sum()))
+                stats.add({"grad_norm": optimizer_step(self.optimizer, policy.parameters(), cfg.max_grad_norm)})
+
+        metrics.update(stats.means())
+        metrics["advantage_abs_mean"] = float(advantages.abs().mean())
+        metrics["beta"] = beta
+        self.kl_ctl.update(metrics.get("kl_ref", 0.0))
+        return metrics

@@ -1,0 +1,142 @@
+"""PPO with a critic, GAE and per-token KL shaping (ref 004, "Step 3.1" to "Step 3.5").
+
+1. Under ``pi_old`` (the policy that sampled) and the frozen reference, shape
+   per-token rewards: ``r~_t = -beta * KL_t`` on every token, the verifier's reward
+   added on the last one.
+2. The critic's values ``V(s_t)`` give GAE advantages and returns; advantages are
+   whitened over the batch.
+3. ``epochs`` passes over minibatches: clipped surrogate for the policy, clipped
+   value loss for the critic, optional entropy bonus.
+
+The critic is a separate network with its own optimiser (:class:`rlvr.policy.Critic`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from rlvr.advantages import gae, masked_mean, masked_var, whiten
+from rlvr.agents.base import Experience, Stats, micro_batches, minibatches, optimizer_step, rollout_metrics
+from rlvr.kl import AdaptiveKLController, FixedKLController, KLEstimator, kl_estimate, shaped_token_rewards
+from rlvr.losses import Aggregation, entropy_bonus, ppo_clip_loss, value_loss
+from rlvr.policy import Critic, Policy, reference_logprobs
+
+__all__ = ["PPO", "PPOConfig"]
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """Attributes:
+    clip_eps / clip_eps_high: policy clip range.
+    value_clip_eps: critic clip range (None: unclipped MSE).
+    gamma, lam: GAE discount and trace decay (gamma = 1 is usual for LLMs, ref 002).
+    beta, kl_target, kl_estimator: KL shaping in the reward (k1 as in ref 004).
+    entropy_coef, value_coef: weights of the entropy bonus and the value loss.
+    whiten_advantages: normalise advantages over the batch.
+    epochs, minibatch_size, micro_batch_size, aggregation, max_grad_norm: as in GRPO.
+    unscored: ``"exclude"`` or ``"zero"``.
+    """
+
+    clip_eps: float = 0.2
+    clip_eps_high: float | None = None
+    value_clip_eps: float | None = 0.2
+    gamma: float = 1.0
+    lam: float = 0.95
+    beta: float = 0.05
+    kl_target: float | None = None
+    kl_estimator: KLEstimator = "k1"
+    entropy_coef: float = 0.0
+    value_coef: float = 1.0
+    whiten_advantages: bool = True
+    epochs: int = 2
+    minibatch_size: int | None = None
+    micro_batch_size: int = 8
+    aggregation: Aggregation = "token_mean"
+    aggregation_constant: float | None = None
+    max_grad_norm: float | None = 1.0
+    unscored: str = "exclude"
+
+    def __post_init__(self) -> None:
+        if self.unscored not in ("exclude", "zero"):
+            raise ValueError(f"unscored must be 'exclude' or 'zero', got {self.unscored!r}")
+        if self.epochs < 1 or self.micro_batch_size < 1:
+            raise ValueError("epochs and micro_batch_size must be >= 1")
+
+
+class PPO:
+    def __init__(
+        self,
+        policy: Policy,
+        optimizer: torch.optim.Optimizer,
+        critic: Critic,
+        critic_optimizer: torch.optim.Optimizer,
+        config: PPOConfig = PPOConfig(),
+        reference: Policy | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        self.policy, self.optimizer, self.config, self.reference = policy, optimizer, config, reference
+        self.critic, self.critic_optimizer = critic, critic_optimizer
+        self.kl_ctl = (
+            AdaptiveKLController(config.beta, config.kl_target) if config.kl_target else FixedKLController(config.beta)
+        )
+        self.generator = generator
+
+    def update(self, exp: Experience) -> dict[str, float]:
+        cfg, policy, critic = self.config, self.policy, self.critic
+        if cfg.unscored == "zero":
+            exp = exp.with_unscored_as_zero()
+        metrics = rollout_metrics(exp)
+        beta = self.kl_ctl.beta
+        args = (exp.input_ids, exp.attention_mask, exp.prompt_len)
+        mask = exp.completion_mask.float() * exp.scored[:, None].float()  # [N, T]
+
+        old_logp = policy.logprobs(*args)  # [N, T]
+        old_values = critic.values(*args, micro_batch_size=cfg.micro_batch_size) * mask  # [N, T]
+        kl = torch.zeros_like(old_logp)
+        if beta > 0 or self.reference is not None:
+            ref_logp = reference_logprobs(policy, self.reference, *args)
+            kl = kl_estimate(old_logp, ref_logp, cfg.kl_estimator) * mask  # [N, T]
+            metrics["kl_ref"] = float(masked_mean(kl_estimate(old_logp, ref_logp, "k3"), mask))
+        token_rewards = shaped_token_rewards(torch.where(exp.scored, exp.rewards, 0.0), kl, mask, beta)  # [N, T]
+        advantages, returns = gae(token_rewards, old_values, mask, cfg.gamma, cfg.lam)  # [N, T] each
+        if cfg.whiten_advantages:
+            advantages = whiten(advantages, mask)
+        residual_var = masked_var(returns - old_values, mask)
+        metrics["explained_variance"] = float(1.0 - residual_var / masked_var(returns, mask).clamp(min=1e-8))
+
+        stats = Stats()
+        for _ in range(cfg.epochs):
+            for mb in minibatches(len(exp), cfg.minibatch_size, self.generator):
+                agg = dict(
+                    mode=cfg.aggregation,
+                    total_tokens=float(mask[mb].sum()),
+                    total_seqs=float(len(mb)),
+                    constant=cfg.aggregation_constant,
+                )
+                for micro in micro_batches(mb, cfg.micro_batch_size):
+                    ids, att, m = exp.input_ids[micro], exp.attention_mask[micro], mask[micro]
+                    logp, entropy = policy(ids, att, exp.prompt_len, with_entropy=True)
+                    pg_loss, st = ppo_clip_loss(
+                        logp, old_logp[micro], advantages[micro], m, cfg.clip_eps, cfg.clip_eps_high, **agg
+                    )
+                    ent_loss, ent_stats = entropy_bonus(entropy, m, **agg)
+                    values = critic(ids, att, exp.prompt_len)
+                    v_loss, v_stats = value_loss(
+                        values, old_values[micro], returns[micro], m, cfg.value_clip_eps, **agg
+                    )
+                    (pg_loss + cfg.entropy_coef * ent_loss + cfg.value_coef * v_loss).backward()
+                    st["entropy"] = masked_mean(entropy.detach(), m)
+                    stats.add({**st, **v_stats}, weight=float(m.sum()))
+                stats.add({"grad_norm": optimizer_step(self.optimizer, policy.parameters(), cfg.max_grad_norm)})
+                stats.add(
+                    {"critic_grad_norm": optimizer_step(self.critic_optimizer, critic.parameters(), cfg.max_grad_norm)}
+                )
+
+        metrics.update(stats.means())
+        metrics["beta"] = beta
+        metrics["value_mean"] = float(masked_mean(old_values, mask))
+        metrics["return_mean"] = float(masked_mean(returns, mask))
+        self.kl_ctl.update(metrics.get("kl_ref", 0.0))
+        return metrics

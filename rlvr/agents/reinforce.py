@@ -1,0 +1,127 @@
+"""REINFORCE with a baseline (ref 004, "REINFORCE and baseline"; ref 002, baselines).
+
+``loss = -A_i * sum_t log pi(a_t | s_t)``, aggregated per :mod:`rlvr.losses`, with
+``A_i = r_i - b`` for the chosen baseline: the batch mean, a moving average, the
+leave-one-out mean of the prompt's group (RLOO), or none. One on-policy gradient
+step per batch.
+
+KL to the reference goes into the reward by default, as in the RLHF objective
+of ref 004: ``r_i <- r_i - beta * sum_t KL_t`` (k1: the log-ratio of the sampled
+tokens), or into the loss with ``kl_placement="loss"``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from rlvr.advantages import MovingAverageBaseline, batch_mean_advantages, masked_mean, rloo_advantages
+from rlvr.agents.base import Experience, Stats, micro_batches, optimizer_step, rollout_metrics
+from rlvr.kl import AdaptiveKLController, FixedKLController, KLEstimator, kl_estimate, kl_penalty_loss
+from rlvr.losses import Aggregation, aggregate, reinforce_loss
+from rlvr.policy import Policy, reference_logprobs
+
+__all__ = ["Reinforce", "ReinforceConfig"]
+
+
+@dataclass(frozen=True)
+class ReinforceConfig:
+    """Attributes:
+    baseline: ``"batch_mean"``, ``"moving_average"``, ``"rloo"`` or ``"none"``.
+    baseline_momentum: for the moving average.
+    beta, kl_target, kl_estimator, kl_placement: KL to the reference (see :mod:`rlvr.kl`).
+    unscored: ``"exclude"`` or ``"zero"`` for completions a verifier could not score.
+    micro_batch_size, aggregation, aggregation_constant, max_grad_norm: as in GRPO.
+    """
+
+    baseline: str = "batch_mean"
+    baseline_momentum: float = 0.9
+    beta: float = 0.05
+    kl_target: float | None = None
+    kl_estimator: KLEstimator = "k1"
+    kl_placement: str = "reward"
+    unscored: str = "exclude"
+    micro_batch_size: int = 8
+    aggregation: Aggregation = "token_mean"
+    aggregation_constant: float | None = None
+    max_grad_norm: float | None = 1.0
+
+    def __post_init__(self) -> None:
+        if self.baseline not in ("batch_mean", "moving_average", "rloo", "none"):
+            raise ValueError(f"baseline must be batch_mean, moving_average, rloo or none, got {self.baseline!r}")
+        if self.kl_placement not in ("loss", "reward"):
+            raise ValueError(f"kl_placement must be 'loss' or 'reward', got {self.kl_placement!r}")
+        if self.unscored not in ("exclude", "zero"):
+            raise ValueError(f"unscored must be 'exclude' or 'zero', got {self.unscored!r}")
+
+
+class Reinforce:
+    def __init__(
+        self,
+        policy: Policy,
+        optimizer: torch.optim.Optimizer,
+        config: ReinforceConfig = ReinforceConfig(),
+        reference: Policy | None = None,
+    ) -> None:
+        self.policy, self.optimizer, self.config, self.reference = policy, optimizer, config, reference
+        self.moving_average = MovingAverageBaseline(config.baseline_momentum)
+        self.kl_ctl = (
+            AdaptiveKLController(config.beta, config.kl_target) if config.kl_target else FixedKLController(config.beta)
+        )
+
+    def advantages(self, rewards: torch.Tensor, exp: Experience) -> torch.Tensor:
+        """``[N]`` advantages for the configured baseline."""
+        b = self.config.baseline
+        if b == "batch_mean":
+            return batch_mean_advantages(rewards, exp.scored)
+        if b == "moving_average":
+            return self.moving_average(rewards, exp.scored)
+        if b == "rloo":
+            return rloo_advantages(rewards, exp.group, exp.scored)
+        return torch.where(exp.scored, rewards, torch.zeros_like(rewards))
+
+    def update(self, exp: Experience) -> dict[str, float]:
+        cfg, policy = self.config, self.policy
+        if cfg.unscored == "zero":
+            exp = exp.with_unscored_as_zero()
+        metrics = rollout_metrics(exp)
+        beta = self.kl_ctl.beta
+        args = (exp.input_ids, exp.attention_mask, exp.prompt_len)
+        mask = exp.completion_mask.float() * exp.scored[:, None].float()  # [N, T]
+        ref_logp = (
+            reference_logprobs(policy, self.reference, *args) if beta > 0 or self.reference is not None else None
+        )  # [N, T]
+
+        rewards = exp.rewards
+        if beta > 0 and cfg.kl_placement == "reward":
+            kl = kl_estimate(policy.logprobs(*args), ref_logp, cfg.kl_estimator) * mask  # [N, T], pi_old = pi here
+            rewards = rewards - beta * kl.sum(dim=1)
+        advantages = self.advantages(rewards, exp)  # [N]
+
+        stats = Stats()
+        agg = dict(
+            mode=cfg.aggregation,
+            total_tokens=float(mask.sum()),
+            total_seqs=float(len(exp)),
+            constant=cfg.aggregation_constant,
+        )
+        for micro in micro_batches(torch.arange(len(exp)), cfg.micro_batch_size):
+            logp, entropy = policy(exp.input_ids[micro], exp.attention_mask[micro], exp.prompt_len, with_entropy=True)
+            m = mask[micro]
+            loss, st = reinforce_loss(logp, advantages[micro], m, **agg)
+            if beta > 0 and cfg.kl_placement == "loss":
+                kl_tokens = kl_penalty_loss(logp, ref_logp[micro], m, cfg.kl_estimator)
+                loss = loss + beta * aggregate(kl_tokens, m, **agg)
+            if ref_logp is not None:  # the metric is always k3, whatever the penalty's estimator
+                st["kl_ref"] = masked_mean(kl_estimate(logp.detach(), ref_logp[micro], "k3"), m)
+            loss.backward()
+            st["entropy"] = masked_mean(entropy.detach(), m)
+            st["loss"] = loss.detach()
+            stats.add(st, weight=float(m.sum()))
+        metrics.update(stats.means())
+        metrics["grad_norm"] = optimizer_step(self.optimizer, policy.parameters(), cfg.max_grad_norm)
+        metrics["advantage_abs_mean"] = float(advantages.abs().mean())
+        metrics["beta"] = beta
+        self.kl_ctl.update(metrics.get("kl_ref", 0.0))
+        return metrics

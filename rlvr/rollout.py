@@ -1,0 +1,212 @@
+"""Rollout engines: G sampled completions per prompt, with the sampler's log-probs.
+
+The protocol is what the trainer needs from any engine (``transformers`` here;
+vLLM later): :meth:`RolloutEngine.generate` and :meth:`RolloutEngine.sync_weights`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["RolloutEngine", "Rollouts", "SamplingParams", "TransformersEngine", "render_prompt"]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How completions are sampled.
+
+    Attributes:
+        n: completions per prompt (the group size G).
+        temperature: > 0; the policy's log-probs use the same value.
+        top_p: nucleus mass; keep 1.0 for RL, since truncation makes the sampled
+            distribution differ from the policy the loss differentiates.
+        top_k: 0 disables it (``transformers`` would otherwise apply 50).
+        max_new_tokens: the length limit; a completion that reaches it finishes
+            with reason ``"length"``.
+        stop: strings that end a completion (kept in the tokens, cut from the text).
+        seed: makes sampling reproducible; ``None`` draws from torch's global RNG.
+    """
+
+    n: int = 1
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    max_new_tokens: int = 64
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.n < 1 or self.max_new_tokens < 1:
+            raise ValueError("n and max_new_tokens must be >= 1")
+        if self.temperature <= 0:
+            raise ValueError("temperature must be > 0 (use a tiny value, not 0, for near-greedy sampling)")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"top_p must lie in (0, 1], got {self.top_p}")
+
+
+@dataclass
+class Rollouts:
+    """N = B x G completions, grouped by prompt (rows ``b*G .. b*G+G-1`` share prompt ``b``).
+
+    Attributes:
+        prompt_ids, prompt_mask: ``[N, P]``, left-padded.
+        completion_ids: ``[N, T]``, right-padded; ``completion_mask`` ``[N, T]`` is 1 on
+            the tokens that were generated before the completion finished (an
+            EOS token counts; padding after a stop does not).
+        sampler_logprobs: ``[N, T]`` log-probs of the sampled tokens under the
+            sampling distribution (0 where masked).
+        texts: the decoded completions (special tokens dropped, cut after a stop string).
+        finish_reasons: ``"stop"`` (EOS or a stop string) or ``"length"``.
+        group: ``[N]`` prompt index of each row.
+    """
+
+    prompt_ids: Tensor
+    prompt_mask: Tensor
+    completion_ids: Tensor
+    completion_mask: Tensor
+    sampler_logprobs: Tensor
+    texts: list[str]
+    finish_reasons: list[str]
+    group: Tensor
+
+    @property
+    def input_ids(self) -> Tensor:
+        return torch.cat([self.prompt_ids, self.completion_ids], dim=1)
+
+    @property
+    def attention_mask(self) -> Tensor:
+        return torch.cat([self.prompt_mask, self.completion_mask], dim=1)
+
+    @property
+    def prompt_len(self) -> int:
+        return self.prompt_ids.shape[1]
+
+
+class RolloutEngine(Protocol):
+    def generate(self, prompts: Sequence[Any], params: SamplingParams) -> Rollouts: ...
+
+    def sync_weights(self, model: nn.Module) -> None:
+        """Make the engine sample from ``model``'s current weights."""
+
+
+def render_prompt(tokenizer: Any, prompt: str | Sequence[dict[str, str]], chat_template: bool = True) -> str:
+    """The text the model sees: the chat template applied when the tokenizer has
+    one (a plain-text prompt becomes one user message), else the prompt itself."""
+    if chat_template and getattr(tokenizer, "chat_template", None):
+        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else [dict(m) for m in prompt]
+        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    if not isinstance(prompt, str):
+        raise ValueError("chat prompts need a tokenizer with a chat template")
+    return prompt
+
+
+class TransformersEngine:
+    """Sampling with ``transformers``' ``generate`` on the policy model itself.
+
+    The engine holds the very model the trainer updates, so :meth:`sync_weights`
+    has nothing to copy (it checks that it is given that model).
+    """
+
+    def __init__(
+        self, model: nn.Module, tokenizer: Any, *, chat_template: bool = True, max_prompt_tokens: int = 1024
+    ) -> None:
+        if tokenizer.pad_token_id is None:
+            raise ValueError("the tokenizer has no pad token; set tokenizer.pad_token = tokenizer.eos_token")
+        self.model, self.tokenizer = model, tokenizer
+        self.chat_template = chat_template
+        self.max_prompt_tokens = max_prompt_tokens
+
+    def sync_weights(self, model: nn.Module) -> None:
+        if model is not self.model:
+            raise ValueError("TransformersEngine samples from the model it was built with; pass that model")
+
+    @torch.no_grad()
+    def generate(self, prompts: Sequence[Any], params: SamplingParams) -> Rollouts:
+        from transformers import GenerationConfig
+
+        tok = self.tokenizer
+        texts = [render_prompt(tok, p, self.chat_template) for p in prompts]
+        side = tok.padding_side
+        tok.padding_side = "left"
+        try:
+            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        finally:
+            tok.padding_side = side
+        if enc.input_ids.shape[1] > self.max_prompt_tokens:
+            raise ValueError(
+                f"a prompt has {enc.input_ids.shape[1]} tokens > max_prompt_tokens={self.max_prompt_tokens}"
+            )
+        device = next(self.model.parameters()).device
+        config = GenerationConfig(
+            do_sample=True,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            top_k=params.top_k or None,
+            max_new_tokens=params.max_new_tokens,
+            num_return_sequences=params.n,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+            stop_strings=list(params.stop) or None,
+            output_scores=True,
+            return_dict_in_generate=True,
+        )
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.random.fork_rng(devices=[]):
+                if params.seed is not None:
+                    torch.manual_seed(params.seed)
+                out = self.model.generate(
+                    input_ids=enc.input_ids.to(device),
+                    attention_mask=enc.attention_mask.to(device),
+                    generation_config=config,
+                    tokenizer=tok if params.stop else None,
+                )
+        finally:
+            self.model.train(was_training)
+
+        prompt_len = enc.input_ids.shape[1]
+        completion_ids = out.sequences[:, prompt_len:]  # [N, T]
+        scores = torch.stack(out.scores, dim=1).float()  # [N, T, V], after temperature / top-p
+        logprobs = torch.log_softmax(scores, dim=-1).gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
+        lengths, reasons, decoded = self._finish(completion_ids, params)
+        mask = (torch.arange(completion_ids.shape[1], device=device)[None, :] < lengths[:, None]).long()
+        completion_ids = torch.where(mask.bool(), completion_ids, torch.full_like(completion_ids, tok.pad_token_id))
+        n = params.n
+        return Rollouts(
+            prompt_ids=enc.input_ids.repeat_interleave(n, dim=0).to(device),
+            prompt_mask=enc.attention_mask.repeat_interleave(n, dim=0).to(device),
+            completion_ids=completion_ids,
+            completion_mask=mask,
+            sampler_logprobs=torch.where(mask.bool(), logprobs, torch.zeros_like(logprobs)),
+            texts=decoded,
+            finish_reasons=reasons,
+            group=torch.arange(len(prompts), device=device).repeat_interleave(n),
+        )
+
+    def _finish(self, completion_ids: Tensor, params: SamplingParams) -> tuple[Tensor, list[str], list[str]]:
+        """Where each completion ends: after its first EOS, or at the token that
+        completed a stop string, or at the length limit. (The first pad token is no
+        guide: a pad token can be sampled like any other.)"""
+        tok = self.tokenizer
+        eos_ids = tok.eos_token_id if isinstance(tok.eos_token_id, list) else [tok.eos_token_id]
+        lengths, reasons, texts = [], [], []
+        for row in completion_ids.tolist():
+            end = next((i + 1 for i, t in enumerate(row) if t in eos_ids), None)
+            reason = "stop" if end is not None else "length"
+            end = end if end is not None else len(row)
+            text = tok.decode(row[:end], skip_special_tokens=True)
+            hits = [(text.find(s), s) for s in params.stop if s in text]
+            if hits:
+                cut, stop = min(hits)
+                end = next(k for k in range(1, end + 1) if stop in tok.decode(row[:k], skip_special_tokens=True))
+                text, reason = text[:cut], "stop"
+            lengths.append(end)
+            reasons.append(reason)
+            texts.append(text)
+        return torch.tensor(lengths, device=completion_ids.device), reasons, texts
