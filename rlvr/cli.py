@@ -3,6 +3,9 @@
     rlvr envs                      list environments (built-in and plug-in)
     rlvr verifiers                 list verifiers
     rlvr verify --verifier NAME --completion TEXT --reference REF [--option KEY=VALUE ...]
+    rlvr train [CONFIG.yaml] [KEY=VALUE ...] [--model ID]
+    rlvr eval --model PATH_OR_ID --env ID [--n 200] [--pass-k 1,4]
+    rlvr plot RUN_DIR
 
 Every error is one line on stderr saying what to fix, with exit status 2.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import rlvr
@@ -67,6 +71,56 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from rlvr.config import load_config
+    from rlvr.train import train
+
+    config_path, overrides = None, list(args.overrides)
+    if overrides and "=" not in overrides[0]:
+        config_path = overrides.pop(0)
+    if args.model:
+        overrides.append(f"model.name={args.model}")
+    run_dir = train(load_config(config_path, overrides))
+    print(f"run folder: {run_dir}  (metrics.jsonl, samples.jsonl, plots/, checkpoints/)")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from rlvr.evaluation import distinct_problems, evaluate
+    from rlvr.models import load_model_and_tokenizer
+    from rlvr.policy import pick_autocast
+    from rlvr.rollout import TransformersEngine
+
+    env = rlvr.BatchedEnv(rlvr.make(args.env, split=args.split, **dict(args.option)))
+    model, tokenizer = load_model_and_tokenizer(args.model)
+    model.eval()
+    problems = distinct_problems(env, args.n, seed=args.seed)
+    pass_k = tuple(int(k) for k in args.pass_k.split(",")) if args.pass_k else ()
+    report = evaluate(
+        TransformersEngine(model, tokenizer, chat_template=not args.no_chat_template, autocast=pick_autocast(args.autocast)),
+        env,
+        problems,
+        max_new_tokens=args.max_new_tokens,
+        pass_k=pass_k,
+        temperature=args.temperature,
+        seed=args.seed,
+    )
+    summary = {"model": args.model, "env": args.env, "split": args.split, "n": report.n, **report.flat()}
+    for key, value in summary.items():
+        print(f"{key:28} {value:.4f}" if isinstance(value, float) else f"{key:28} {value}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({**summary, "samples": report.samples}, indent=2, default=str))
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from rlvr.plots import plot_run
+
+    for path in plot_run(args.run_dir):
+        print(path)
+    return 0
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict) or hasattr(value, "items"):
         return {str(k): _jsonable(v) for k, v in value.items()}
@@ -103,6 +157,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="verifier keyword argument (JSON value or text); repeatable",
     )
     verify.set_defaults(func=cmd_verify)
+
+    tr = sub.add_parser("train", help="train a policy (defaults: GRPO, SmolLM2-135M-Instruct, two-digit addition, CPU)")
+    tr.add_argument("overrides", nargs="*", metavar="[CONFIG.yaml] KEY=VALUE", help="a YAML config, then overrides such as train.steps=50")
+    tr.add_argument("--model", help="Hugging Face id or local folder (same as model.name=...)")
+    tr.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("eval", help="held-out greedy accuracy, pass@k and per-component rewards of a model")
+    ev.add_argument("--model", required=True, help="Hugging Face id, local folder, checkpoint folder, or smollm2-135m-instruct")
+    ev.add_argument("--env", default="rlvr/Arithmetic-v0", help="a registered environment id")
+    ev.add_argument("--split", default="test", choices=["train", "test", "all"])
+    ev.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE", help="environment option; repeatable")
+    ev.add_argument("--n", type=int, default=200, help="number of distinct problems")
+    ev.add_argument("--pass-k", default="", help="comma-separated k values for pass@k, e.g. 1,4")
+    ev.add_argument("--temperature", type=float, default=1.0, help="sampling temperature for pass@k")
+    ev.add_argument("--max-new-tokens", type=int, default=48)
+    ev.add_argument("--seed", type=int, default=1)
+    ev.add_argument("--no-chat-template", action="store_true")
+    ev.add_argument("--autocast", default="auto", choices=["auto", "bf16", "none"], help="mixed precision for generation")
+    ev.add_argument("--json", help="also write the report (with sample completions) to this file")
+    ev.set_defaults(func=cmd_eval)
+
+    pl = sub.add_parser("plot", help="write PNG plots of a run's metrics")
+    pl.add_argument("run_dir")
+    pl.set_defaults(func=cmd_plot)
     return parser
 
 

@@ -16,11 +16,49 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Critic", "Policy", "add_lora", "is_peft_model", "reference_logprobs"]
+__all__ = ["Critic", "Policy", "add_lora", "autocast", "is_peft_model", "pick_autocast", "reference_logprobs"]
 
 
 def position_ids(attention_mask: Tensor) -> Tensor:
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def pick_autocast(setting: str, device: torch.device | str = "cpu") -> torch.dtype | None:
+    """``"bf16"``, ``"none"``, or ``"auto"``: bf16 where the hardware computes it natively
+    (a CUDA GPU, or a CPU with AMX / AVX512-BF16), else full float32. Emulated bf16 is
+    slower than float32, hence the check."""
+    if setting == "none":
+        return None
+    if setting == "bf16":
+        return torch.bfloat16
+    if setting != "auto":
+        raise ValueError(f"autocast must be 'auto', 'bf16' or 'none', got {setting!r}")
+    if torch.device(device).type == "cuda":
+        return torch.bfloat16
+    cpu = torch.cpu
+    native = getattr(cpu, "_is_amx_tile_supported", lambda: False)() or getattr(cpu, "_is_avx512_bf16_supported", lambda: False)()
+    return torch.bfloat16 if native else None
+
+
+def autocast(module: nn.Module, dtype: torch.dtype | None):
+    """Mixed precision for ``module``'s device (master weights stay in their dtype)."""
+    device = next(module.parameters()).device.type
+    return torch.autocast(device_type=device, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
+def _trimmed(attention_mask: Tensor, prompt_len: int, bucket: int = 16) -> int:
+    """Completion columns to compute: up to the longest completion in the batch, rounded up
+    to a multiple of ``bucket``. Rounding keeps the set of tensor shapes small, because
+    CPU (oneDNN) and GPU kernels are tuned per shape: a new width every step cost ~1.8x
+    the update time of a repeated one on this machine."""
+    width = attention_mask.shape[1] - prompt_len
+    lengths = attention_mask[:, prompt_len:].sum(dim=1)
+    longest = int(lengths.max()) if lengths.numel() else 0
+    return min(width, -(-longest // bucket) * bucket)
+
+
+def _pad_to(x: Tensor, width: int) -> Tensor:
+    return x if x.shape[1] == width else torch.nn.functional.pad(x, (0, width - x.shape[1]))
 
 
 class Policy(nn.Module):
@@ -34,32 +72,54 @@ class Policy(nn.Module):
         micro_batch_size: rows per forward pass in :meth:`logprobs` (no-grad).
     """
 
-    def __init__(self, model: nn.Module, *, temperature: float = 1.0, micro_batch_size: int = 8) -> None:
+    def __init__(
+        self, model: nn.Module, *, temperature: float = 1.0, micro_batch_size: int = 8, autocast: torch.dtype | None = None
+    ) -> None:
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.model = model
         self.temperature = float(temperature)
         self.micro_batch_size = int(micro_batch_size)
+        self.autocast = autocast
 
     def forward(
-        self, input_ids: Tensor, attention_mask: Tensor, prompt_len: int, *, with_entropy: bool = False
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        prompt_len: int,
+        *,
+        with_entropy: bool = False,
+        entropy_grad: bool = False,
     ) -> tuple[Tensor, Tensor | None]:
         """``(logp [N, T], entropy [N, T] or None)`` for the completion tokens.
 
-        Hidden cost: the full ``[N, T, vocab]`` logits are materialised in float32
+        Only the last ``T + 1`` positions go through the LM head (``logits_to_keep``):
+        the prompt's logits are never needed. The entropy is a metric computed
+        without a graph unless ``entropy_grad`` (an entropy bonus) asks for one.
+        Hidden cost: the ``[N, T, vocab]`` logits are materialised in float32
         (about 75 MB for 8 x 48 tokens x 49k vocab); micro-batch to bound it.
         """
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask))
-        logits = out.logits[:, prompt_len - 1 : -1].float() / self.temperature  # [N, T, V]
+        full_width = input_ids.shape[1] - prompt_len
+        n_completion = _trimmed(attention_mask, prompt_len)  # columns past every completion's end are skipped
+        input_ids, attention_mask = input_ids[:, : prompt_len + n_completion], attention_mask[:, : prompt_len + n_completion]
+        with autocast(self.model, self.autocast):
+            out = self.model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=position_ids(attention_mask),
+                logits_to_keep=n_completion + 1,
+            )
+        logits = out.logits[:, -(n_completion + 1) : -1].float() / self.temperature  # [N, T, V]
         targets = input_ids[:, prompt_len:]  # [N, T]
         log_z = torch.logsumexp(logits, dim=-1)  # [N, T]
         logp = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - log_z
         entropy = None
         if with_entropy:
-            probs = torch.softmax(logits, dim=-1)
-            entropy = log_z - (probs * logits).sum(-1)
-        return logp, entropy
+            with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+                source, z = (logits, log_z) if entropy_grad else (logits.detach(), log_z.detach())
+                entropy = _pad_to(z - (torch.softmax(source, dim=-1) * source).sum(-1), full_width)
+        return _pad_to(logp, full_width), entropy
 
     @torch.no_grad()
     def logprobs(self, input_ids: Tensor, attention_mask: Tensor, prompt_len: int) -> Tensor:
@@ -82,8 +142,9 @@ class Critic(nn.Module):
     are computed.
     """
 
-    def __init__(self, causal_lm: nn.Module) -> None:
+    def __init__(self, causal_lm: nn.Module, autocast: torch.dtype | None = None) -> None:
         super().__init__()
+        self.autocast = autocast
         self.trunk = getattr(causal_lm, "base_model", causal_lm)
         hidden = causal_lm.config.hidden_size
         self.head = nn.Linear(hidden, 1)
@@ -91,9 +152,13 @@ class Critic(nn.Module):
         nn.init.zeros_(self.head.bias)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor, prompt_len: int) -> Tensor:
-        out = self.trunk(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask))
+        full_width = input_ids.shape[1] - prompt_len
+        width = prompt_len + _trimmed(attention_mask, prompt_len)
+        input_ids, attention_mask = input_ids[:, :width], attention_mask[:, :width]
+        with autocast(self.trunk, self.autocast):
+            out = self.trunk(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask))
         hidden = out.last_hidden_state[:, prompt_len - 1 : -1]  # [N, T, H]
-        return self.head(hidden.to(self.head.weight.dtype)).squeeze(-1)  # [N, T]
+        return _pad_to(self.head(hidden.to(self.head.weight.dtype)).squeeze(-1), full_width)  # [N, T]
 
     @torch.no_grad()
     def values(self, input_ids: Tensor, attention_mask: Tensor, prompt_len: int, micro_batch_size: int = 8) -> Tensor:

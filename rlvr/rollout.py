@@ -13,6 +13,8 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
+from rlvr.policy import autocast
+
 __all__ = ["RolloutEngine", "Rollouts", "SamplingParams", "TransformersEngine", "render_prompt"]
 
 
@@ -30,6 +32,9 @@ class SamplingParams:
             with reason ``"length"``.
         stop: strings that end a completion (kept in the tokens, cut from the text).
         seed: makes sampling reproducible; ``None`` draws from torch's global RNG.
+        greedy: take the most likely token each step (evaluation); temperature,
+            top-p and top-k are then ignored and the log-probs are those of the
+            unscaled distribution.
     """
 
     n: int = 1
@@ -39,6 +44,7 @@ class SamplingParams:
     max_new_tokens: int = 64
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    greedy: bool = False
 
     def __post_init__(self) -> None:
         if self.n < 1 or self.max_new_tokens < 1:
@@ -113,11 +119,18 @@ class TransformersEngine:
     """
 
     def __init__(
-        self, model: nn.Module, tokenizer: Any, *, chat_template: bool = True, max_prompt_tokens: int = 1024
+        self,
+        model: nn.Module,
+        tokenizer: Any,
+        *,
+        chat_template: bool = True,
+        max_prompt_tokens: int = 1024,
+        autocast: torch.dtype | None = None,
     ) -> None:
         if tokenizer.pad_token_id is None:
             raise ValueError("the tokenizer has no pad token; set tokenizer.pad_token = tokenizer.eos_token")
         self.model, self.tokenizer = model, tokenizer
+        self.autocast = autocast
         self.chat_template = chat_template
         self.max_prompt_tokens = max_prompt_tokens
 
@@ -142,11 +155,10 @@ class TransformersEngine:
                 f"a prompt has {enc.input_ids.shape[1]} tokens > max_prompt_tokens={self.max_prompt_tokens}"
             )
         device = next(self.model.parameters()).device
+        sampling = {} if params.greedy else {"temperature": params.temperature, "top_p": params.top_p, "top_k": params.top_k or None}
         config = GenerationConfig(
-            do_sample=True,
-            temperature=params.temperature,
-            top_p=params.top_p,
-            top_k=params.top_k or None,
+            do_sample=not params.greedy,
+            **sampling,
             max_new_tokens=params.max_new_tokens,
             num_return_sequences=params.n,
             pad_token_id=tok.pad_token_id,
@@ -158,7 +170,7 @@ class TransformersEngine:
         was_training = self.model.training
         self.model.eval()
         try:
-            with torch.random.fork_rng(devices=[]):
+            with torch.random.fork_rng(devices=[]), autocast(self.model, self.autocast):
                 if params.seed is not None:
                     torch.manual_seed(params.seed)
                 out = self.model.generate(

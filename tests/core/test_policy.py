@@ -42,6 +42,37 @@ def test_logprobs_match_a_naive_oracle_despite_left_padding(setup):
     assert entropy.shape == (2, 3) and (entropy > 0).all() and (entropy <= torch.log(torch.tensor(14.0)) + 1e-5).all()
 
 
+def test_right_padding_is_trimmed_without_changing_values(setup):
+    tok, model = setup
+    policy = Policy(model)
+    ids = torch.randint(3, 14, (3, 8))
+    att = torch.ones_like(ids)
+    att[:, 5:] = 0  # every completion ends after 2 of its 5 columns
+    att[0, 5] = 1  # ... except the first, which has 3
+    logp, entropy = policy(ids, att, prompt_len=3, with_entropy=True)
+    assert logp.shape == entropy.shape == (3, 5)
+    full = torch.stack([manual_logprobs(model, ids[i, :6], 3) for i in range(3)])  # positions 3..5, no padding
+    with torch.no_grad():
+        torch.testing.assert_close(logp[0, :3], full[0], atol=1e-5, rtol=0)
+        torch.testing.assert_close(logp[1:, :2], full[1:, :2], atol=1e-5, rtol=0)
+    wide_ids = torch.randint(3, 14, (2, 3 + 40))
+    wide_att = torch.zeros_like(wide_ids)
+    wide_att[:, :6] = 1  # completions of 3 tokens in 40 columns
+    wide, _ = policy(wide_ids, wide_att, prompt_len=3)
+    assert wide.shape == (2, 40) and (wide[:, 16:] == 0).all()  # computed up to the 16-column bucket only
+    with torch.no_grad():
+        torch.testing.assert_close(wide[0, :3], manual_logprobs(model, wide_ids[0, :6], 3), atol=1e-5, rtol=0)
+
+
+def test_bf16_autocast_stays_close_to_float32(setup):
+    tok, model = setup
+    ids = torch.randint(3, 14, (4, 8))
+    att = torch.ones_like(ids)
+    exact = Policy(model).logprobs(ids, att, 3)
+    mixed = Policy(model, autocast=torch.bfloat16).logprobs(ids, att, 3)
+    assert (exact - mixed).abs().max() < 0.1
+
+
 def test_micro_batching_changes_nothing(setup):
     tok, model = setup
     ids = torch.randint(3, 14, (7, 6))

@@ -1,0 +1,108 @@
+"""Checkpoints that resume a run exactly: weights, optimiser, scheduler, RNG states, step, data position.
+
+A checkpoint is a folder ``checkpoints/step-000050/``:
+
+    model.safetensors / adapter files   the policy (save_pretrained: LoRA saves only adapters)
+    critic.safetensors                  PPO's critic, when there is one
+    optimizer.pt                        optimiser(s) and scheduler state (torch.save)
+    state.json                          step, agent state (KL coefficient, baseline), env RNG, timing
+    rng.pt                              torch / numpy / python RNG states
+
+It is written to ``step-000050.partial`` and renamed when complete, so a run
+killed while saving leaves the previous checkpoint intact and loses at most the
+step in progress.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+__all__ = ["latest_checkpoint", "load_checkpoint", "save_checkpoint"]
+
+
+def save_checkpoint(
+    run_dir: Path,
+    step: int,
+    *,
+    model: torch.nn.Module,
+    optimizers: dict[str, Any],
+    state: dict[str, Any],
+    critic: torch.nn.Module | None = None,
+    tokenizer: Any = None,
+    keep: int = 2,
+) -> Path:
+    root = run_dir / "checkpoints"
+    final = root / f"step-{step:06d}"
+    tmp = root / f"step-{step:06d}.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    if tokenizer is not None:  # so `rlvr eval --model <checkpoint>` works on its own
+        tokenizer.save_pretrained(tmp)
+    if critic is not None:
+        save_file({k: v.contiguous() for k, v in critic.state_dict().items()}, tmp / "critic.safetensors")
+    torch.save({k: v.state_dict() for k, v in optimizers.items()}, tmp / "optimizer.pt")
+    torch.save(
+        {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+        tmp / "rng.pt",
+    )
+    (tmp / "state.json").write_text(json.dumps({"step": step, **state}, indent=2, default=_jsonable))
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    for old in sorted(p for p in root.glob("step-??????") if p.is_dir())[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    found = sorted(p for p in (run_dir / "checkpoints").glob("step-??????") if (p / "state.json").exists())
+    return found[-1] if found else None
+
+
+def load_checkpoint(
+    path: Path,
+    *,
+    model: torch.nn.Module,
+    optimizers: dict[str, Any],
+    critic: torch.nn.Module | None = None,
+) -> dict[str, Any]:
+    """Restore weights, optimisers, RNG states in place; return ``state.json``."""
+    if not (path / "state.json").exists():
+        raise FileNotFoundError(f"{path} is not a complete checkpoint (no state.json)")
+    weights = path / "model.safetensors"
+    if weights.exists():
+        missing, unexpected = model.load_state_dict(load_file(weights), strict=False)
+        # Tied embeddings are saved once; anything else missing means a different model.
+        real_missing = [k for k in missing if "lm_head" not in k]
+        if real_missing or unexpected:
+            raise ValueError(f"checkpoint {path} does not match the model: missing {real_missing[:3]}, unexpected {unexpected[:3]}")
+    else:
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(model, load_file(path / "adapter_model.safetensors"))
+    if critic is not None:
+        critic.load_state_dict(load_file(path / "critic.safetensors"))
+    saved = torch.load(path / "optimizer.pt", weights_only=False)
+    for key, obj in optimizers.items():
+        obj.load_state_dict(saved[key])
+    rng = torch.load(path / "rng.pt", weights_only=False)
+    torch.set_rng_state(rng["torch"])
+    np.random.set_state(rng["numpy"])
+    random.setstate(rng["python"])
+    return json.loads((path / "state.json").read_text())
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.integer | np.floating):
+        return value.item()
+    raise TypeError(f"cannot save {type(value).__name__} in state.json")

@@ -1,0 +1,128 @@
+"""Evaluation on held-out problems: greedy accuracy, pass@k, per-component reward rates.
+
+Scoring goes through the environment (``BatchedEnv.step``), the same path as
+training, so an evaluation and a training reward can never disagree.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rlvr.batch import BatchedEnv
+from rlvr.rollout import RolloutEngine, SamplingParams
+from rlvr.types import Problem
+
+__all__ = ["EvalReport", "distinct_problems", "evaluate", "pass_at_k"]
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from ``n`` samples of which ``c`` are correct (Chen et al., 2021):
+    ``1 - C(n - c, k) / C(n, k)``."""
+    if k > n:
+        raise ValueError(f"pass@{k} needs at least {k} samples, got {n}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+@dataclass
+class EvalReport:
+    """What ``rlvr eval`` prints and training logs as ``eval/...``.
+
+    ``accuracy``: share of problems whose greedy completion earned status CORRECT
+    (full credit on every reward component). ``components``: mean score of each
+    reward leaf under greedy decoding (e.g. ``answer/correct``, ``format``).
+    ``pass_at``: unbiased pass@k from sampled completions, keyed by k.
+    """
+
+    n: int
+    accuracy: float
+    mean_reward: float
+    components: dict[str, float]
+    response_length: float
+    truncated_fraction: float
+    pass_at: dict[int, float] = field(default_factory=dict)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+    def flat(self) -> dict[str, float]:
+        out = {
+            "eval/accuracy": self.accuracy,
+            "eval/mean_reward": self.mean_reward,
+            "eval/response_length": self.response_length,
+            "eval/truncated_fraction": self.truncated_fraction,
+        }
+        out.update({f"eval/{k}": v for k, v in self.components.items()})
+        out.update({f"eval/pass@{k}": v for k, v in self.pass_at.items()})
+        return out
+
+
+def distinct_problems(env: BatchedEnv, n: int, seed: int, max_draws: int | None = None) -> list[Problem]:
+    """``n`` different problems (by prompt), drawn reproducibly; fewer if the split is smaller."""
+    seen: dict[Any, Problem] = {}
+    drawn = env.reset(1, seed=seed)
+    for _ in range(max_draws or 50 * n):
+        for p in drawn:
+            seen.setdefault(p.prompt, p)
+        if len(seen) >= n:
+            break
+        drawn = env.reset(1)
+    return list(seen.values())[:n]
+
+
+def evaluate(
+    engine: RolloutEngine,
+    env: BatchedEnv,
+    problems: Sequence[Problem],
+    *,
+    max_new_tokens: int,
+    pass_k: Sequence[int] = (),
+    temperature: float = 1.0,
+    batch_size: int = 32,
+    seed: int = 0,
+    keep_samples: int = 8,
+) -> EvalReport:
+    """Greedy accuracy on ``problems``; with ``pass_k``, also ``max(pass_k)`` samples each."""
+    rewards, statuses, lengths, truncated = [], [], [], []
+    components: dict[str, list[float]] = {}
+    samples = []
+    for start in range(0, len(problems), batch_size):
+        chunk = list(problems[start : start + batch_size])
+        rollouts = engine.generate([p.prompt for p in chunk], SamplingParams(max_new_tokens=max_new_tokens, greedy=True))
+        result = env.step(chunk, [[t] for t in rollouts.texts], on_error="record")
+        for i, problem in enumerate(chunk):
+            info = result.infos[i][0]
+            rewards.append(float(result.rewards[i][0]))
+            statuses.append(info["status"])
+            for key, value in info.get("components", {}).items():
+                components.setdefault(key, []).append(value)
+            lengths.append(int(rollouts.completion_mask[i].sum()))
+            truncated.append(rollouts.finish_reasons[i] == "length")
+            if len(samples) < keep_samples:
+                samples.append({"problem_id": problem.id, "prompt": problem.prompt, "completion": rollouts.texts[i], "reward": rewards[-1], "components": info.get("components", {})})
+    report = EvalReport(
+        n=len(problems),
+        accuracy=float(np.mean([s == "correct" for s in statuses])) if statuses else math.nan,
+        mean_reward=float(np.mean(rewards)) if rewards else math.nan,
+        components={k: float(np.mean(v)) for k, v in components.items()},
+        response_length=float(np.mean(lengths)) if lengths else 0.0,
+        truncated_fraction=float(np.mean(truncated)) if truncated else 0.0,
+        samples=samples,
+    )
+    if pass_k:
+        n_samples = max(pass_k)
+        per_problem = max(1, batch_size // n_samples)
+        correct_counts = []
+        for start in range(0, len(problems), per_problem):
+            chunk = list(problems[start : start + per_problem])
+            params = SamplingParams(n=n_samples, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed + start)
+            rollouts = engine.generate([p.prompt for p in chunk], params)
+            groups = [rollouts.texts[b * n_samples : (b + 1) * n_samples] for b in range(len(chunk))]
+            result = env.step(chunk, groups, on_error="record")
+            correct_counts += [sum(info["status"] == "correct" for info in row) for row in result.infos]
+        report.pass_at = {k: float(np.mean([pass_at_k(n_samples, c, k) for c in correct_counts])) for k in sorted(pass_k)}
+    return report

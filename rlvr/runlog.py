@@ -1,0 +1,88 @@
+"""What a run leaves behind and shows: metrics as JSON lines, samples, errors, a live display.
+
+Files in the run folder:
+
+    config.yaml       the resolved configuration
+    metrics.jsonl     one JSON object per step (and per evaluation), keys in docs/metrics.md
+    samples.jsonl     completions with their reward breakdown, every ``samples_every`` steps
+    errors.jsonl      verifier crashes, with the problem id
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["RunLog", "read_metrics"]
+
+
+class RunLog:
+    def __init__(self, run_dir: Path, *, total_steps: int, progress: bool = True, start_step: int = 0) -> None:
+        self.run_dir = run_dir
+        self.metrics_file = (run_dir / "metrics.jsonl").open("a")
+        self.samples_file = (run_dir / "samples.jsonl").open("a")
+        self.errors_file = (run_dir / "errors.jsonl").open("a")
+        self.progress = None
+        if progress:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(
+                TextColumn("[bold]train"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[status]}"),
+                transient=False,
+            )
+            self.task = self.progress.add_task("train", total=total_steps, completed=start_step, status="")
+            self.progress.start()
+
+    def log(self, step: int, metrics: dict[str, Any]) -> None:
+        record = {"step": step, "time": time.time(), **{k: _clean(v) for k, v in metrics.items()}}
+        self.metrics_file.write(json.dumps(record) + "\n")
+        self.metrics_file.flush()
+        if self.progress is not None and "reward_mean" in metrics:
+            status = (
+                f"reward {metrics.get('reward_mean', math.nan):.3f}  kl {metrics.get('kl_ref', math.nan):.4f}  "
+                f"len {metrics.get('response_length', math.nan):.1f}  {metrics.get('time/step', math.nan):.1f}s/step"
+            )
+            self.progress.update(self.task, completed=step + 1, status=status)
+
+    def message(self, text: str) -> None:
+        if self.progress is not None:
+            self.progress.console.print(text)
+        else:
+            print(text, flush=True)
+
+    def samples(self, step: int, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            self.samples_file.write(json.dumps({"step": step, **row}, default=str) + "\n")
+        self.samples_file.flush()
+
+    def errors(self, step: int, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            self.errors_file.write(json.dumps({"step": step, **row}) + "\n")
+            self.message(f"[yellow]step {step}: verifier error on problem {row['problem_id']}: {row['error']}")
+        self.errors_file.flush()
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+        for f in (self.metrics_file, self.samples_file, self.errors_file):
+            f.close()
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: is {run_dir} a run folder?")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -1,0 +1,218 @@
+"""The training loop: ``rlvr train`` runs :func:`train` on a :class:`~rlvr.config.RunConfig`.
+
+One step: draw B problems from the environment, sample G completions each,
+score them through the environment's batched step, update the agent, sync the
+rollout engine, log. Every ``eval.every`` steps a held-out greedy evaluation,
+every ``checkpoint.every`` steps a checkpoint. Ctrl-C finishes nothing half-way:
+the first press stops at the end of the current step and writes a checkpoint;
+a second press aborts at once.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import signal
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import rlvr
+from rlvr.agents import GRPO, PPO, Experience, Reinforce
+from rlvr.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from rlvr.config import RunConfig, to_yaml
+from rlvr.evaluation import distinct_problems, evaluate
+from rlvr.models import load_model_and_tokenizer
+from rlvr.policy import Critic, Policy, add_lora, pick_autocast
+from rlvr.rollout import SamplingParams, TransformersEngine
+from rlvr.runlog import RunLog
+
+__all__ = ["build_envs", "train"]
+
+
+def build_envs(cfg: RunConfig) -> tuple[rlvr.BatchedEnv, rlvr.BatchedEnv]:
+    """Train and held-out environments; fails fast on an unknown id or bad options."""
+    options = dict(cfg.env.options)
+    if cfg.env.reward is not None:
+        options["reward"] = cfg.env.reward
+    return (
+        rlvr.BatchedEnv(rlvr.make(cfg.env.id, split="train", **options)),
+        rlvr.BatchedEnv(rlvr.make(cfg.env.id, split="test", **options)),
+    )
+
+
+def _agent(cfg: RunConfig, policy: Policy, reference: Policy | None, model: torch.nn.Module, mixed: torch.dtype | None):
+    name, o = cfg.algorithm.name, cfg.optim
+    optimizer = torch.optim.AdamW(
+        [p for p in policy.parameters() if p.requires_grad], lr=o.lr, betas=o.betas, weight_decay=o.weight_decay
+    )
+    optimizers: dict[str, Any] = {"policy": optimizer}
+    if name == "grpo":
+        agent = GRPO(policy, optimizer, cfg.algorithm.grpo, reference)
+    elif name == "reinforce":
+        agent = Reinforce(policy, optimizer, cfg.algorithm.reinforce, reference)
+    else:
+        critic = Critic(copy.deepcopy(model.get_base_model() if hasattr(model, "get_base_model") else model), autocast=mixed)
+        critic_opt = torch.optim.AdamW(critic.parameters(), lr=o.critic_lr, betas=o.betas, weight_decay=o.weight_decay)
+        optimizers["critic"] = critic_opt
+        agent = PPO(policy, optimizer, critic, critic_opt, cfg.algorithm.ppo, reference)
+    return agent, optimizers
+
+
+def _schedule(cfg: RunConfig, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
+    warmup, total, kind = cfg.optim.warmup_steps, max(cfg.train.steps, 1), cfg.optim.schedule
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if kind == "cosine":
+            progress = (step - warmup) / max(total - warmup, 1)
+            return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+        return 1.0
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _agent_state(agent: Any) -> dict[str, Any]:
+    state = {"kl": agent.kl_ctl.state_dict()}
+    if isinstance(agent, Reinforce):
+        state["baseline"] = agent.moving_average.state_dict()
+    return state
+
+
+def _restore_agent(agent: Any, state: dict[str, Any]) -> None:
+    agent.kl_ctl.load_state_dict(state["kl"])
+    if "baseline" in state:
+        agent.moving_average.load_state_dict(state["baseline"])
+
+
+def train(cfg: RunConfig) -> Path:
+    """Run training; returns the run folder."""
+    train_env, eval_env = build_envs(cfg)  # before any heavy work: a bad env id fails in a second
+    run_dir = Path(cfg.log.run_dir or f"runs/{datetime.now():%Y%m%d-%H%M%S}")
+    resume = None
+    if cfg.checkpoint.resume:
+        resume = latest_checkpoint(run_dir) if cfg.checkpoint.resume == "auto" else Path(cfg.checkpoint.resume)
+        if cfg.checkpoint.resume != "auto" and not (resume / "state.json").exists():
+            raise FileNotFoundError(f"checkpoint {resume} not found (or incomplete)")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(to_yaml(cfg))
+
+    seed = cfg.train.seed
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if cfg.model.threads:
+        torch.set_num_threads(cfg.model.threads)
+
+    model, tokenizer = load_model_and_tokenizer(cfg.model.name, dtype=cfg.model.dtype)
+    mixed = pick_autocast(cfg.model.autocast, next(model.parameters()).device)
+    algo = getattr(cfg.algorithm, cfg.algorithm.name)
+    reference = None
+    if cfg.model.lora_rank > 0:
+        model = add_lora(model, r=cfg.model.lora_rank, alpha=cfg.model.lora_alpha)  # reference: adapters off
+    elif algo.beta > 0:
+        frozen = copy.deepcopy(model).eval().requires_grad_(False)
+        reference = Policy(frozen, temperature=cfg.rollout.temperature, micro_batch_size=algo.micro_batch_size, autocast=mixed)
+    model.train()
+    policy = Policy(model, temperature=cfg.rollout.temperature, micro_batch_size=algo.micro_batch_size, autocast=mixed)
+    engine = TransformersEngine(model, tokenizer, chat_template=cfg.model.chat_template, autocast=mixed)
+    agent, optimizers = _agent(cfg, policy, reference, model, mixed)
+    scheduler = _schedule(cfg, optimizers["policy"])
+    optimizers["scheduler"] = scheduler
+    critic = getattr(agent, "critic", None)
+
+    train_env.reset(1, seed=seed)  # seeds the draw; checkpoints carry the RNG position on
+    start_step, elapsed_before = 0, 0.0
+    if resume is not None:
+        state = load_checkpoint(resume, model=model, optimizers=optimizers, critic=critic)
+        _restore_agent(agent, state["agent"])
+        train_env.env.np_random.bit_generator.state = state["env_rng"]
+        start_step, elapsed_before = state["step"], state["elapsed"]
+
+    eval_problems = distinct_problems(eval_env, cfg.eval.problems, seed=seed + 1)
+    log = RunLog(run_dir, total_steps=cfg.train.steps, progress=cfg.log.progress, start_step=start_step)
+    log.message(f"run folder: {run_dir}" + (f"  (resumed from {resume})" if resume else "") + f"  autocast: {mixed or 'none'}")
+    stop = {"requested": False}
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if stop["requested"]:
+            raise KeyboardInterrupt
+        stop["requested"] = True
+        log.message("[yellow]stopping after this step (press Ctrl-C again to abort now)")
+
+    def run_eval(step: int) -> None:
+        report = evaluate(
+            engine, eval_env, eval_problems, max_new_tokens=cfg.rollout.max_new_tokens,
+            pass_k=cfg.eval.pass_k, temperature=cfg.rollout.temperature, batch_size=cfg.eval.batch_size, seed=seed,
+        )  # fmt: skip
+        log.log(step, report.flat())
+        log.samples(step, [{"eval": True, **s} for s in report.samples])
+        log.message(f"eval @ step {step}: accuracy {report.accuracy:.3f}  " + "  ".join(f"{k} {v:.3f}" for k, v in report.components.items()))
+
+    def checkpoint(step: int) -> None:
+        state = {"agent": _agent_state(agent), "env_rng": train_env.env.np_random.bit_generator.state, "elapsed": elapsed()}
+        save_checkpoint(run_dir, step, model=model, optimizers=optimizers, state=state, critic=critic, tokenizer=tokenizer, keep=cfg.checkpoint.keep)
+
+    started = time.monotonic()
+
+    def elapsed() -> float:
+        return elapsed_before + time.monotonic() - started
+
+    previous_handler = signal.signal(signal.SIGINT, on_sigint)
+    step = start_step
+    try:
+        if cfg.eval.at_start and start_step == 0:
+            run_eval(0)
+        B, G = cfg.rollout.prompts_per_step, cfg.rollout.group_size
+        for step in range(start_step, cfg.train.steps):
+            limit = cfg.train.time_limit_minutes
+            if stop["requested"] or (limit is not None and elapsed() > limit * 60):
+                break
+            t0 = time.monotonic()
+            problems = train_env.reset(B)
+            params = SamplingParams(
+                n=G, max_new_tokens=cfg.rollout.max_new_tokens, temperature=cfg.rollout.temperature,
+                top_p=cfg.rollout.top_p, seed=seed * 1_000_003 + step,
+            )  # fmt: skip
+            rollouts = engine.generate([p.prompt for p in problems], params)
+            t1 = time.monotonic()
+            result = train_env.step(problems, [rollouts.texts[b * G : (b + 1) * G] for b in range(B)], on_error="record")
+            if result.errors:
+                log.errors(step, [{"problem_id": problems[b].id, "sample": g, "error": e} for b, g, e in result.errors])
+            t2 = time.monotonic()
+            exp = Experience.from_rollouts(rollouts, torch.as_tensor(result.rewards).flatten(), torch.as_tensor(result.scored).flatten())
+            metrics = agent.update(exp)
+            scheduler.step()
+            engine.sync_weights(model)
+            t3 = time.monotonic()
+            metrics.update({"time/rollout": t1 - t0, "time/scoring": t2 - t1, "time/update": t3 - t2, "time/step": t3 - t0, "lr": scheduler.get_last_lr()[0], "elapsed": elapsed()})
+            log.log(step, metrics)
+            if cfg.log.samples_every and step % cfg.log.samples_every == 0:
+                log.samples(step, [
+                    {"problem_id": problems[i // G].id, "prompt": problems[i // G].prompt, "completion": rollouts.texts[i],
+                     "reward": float(result.rewards[i // G][i % G]), "components": result.infos[i // G][i % G].get("components")}
+                    for i in range(0, B * G, G)
+                ])  # fmt: skip
+            done = step + 1
+            if cfg.eval.every and done % cfg.eval.every == 0 and done < cfg.train.steps:
+                run_eval(done)
+            if cfg.checkpoint.every and done % cfg.checkpoint.every == 0:
+                checkpoint(done)
+            step = done
+        checkpoint(step)
+        if cfg.eval.at_end:
+            run_eval(step)
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
+        log.close()
+    if cfg.log.plots:
+        from rlvr.plots import plot_run
+
+        plot_run(run_dir)
+    return run_dir
