@@ -16,6 +16,14 @@ _BUILTINS = {
         "rlvr.envs.countdown:CountdownEnv",
         "Countdown: reach the target from the given numbers with + - * /",
     ),
+    "rlvr/GSM8K-v0": (
+        "rlvr.envs.math_datasets:GSM8KEnv",
+        "GSM8K word problems (hub, or data_files=local.jsonl); answer in \\boxed{}",
+    ),
+    "rlvr/MATH-v0": (
+        "rlvr.envs.math_datasets:MATHEnv",
+        "MATH competition problems (hub, or data_files=...); answer in \\boxed{}",
+    ),
 }
 
 __getattr__ = register_builtins("env", _BUILTINS, "rlvr.envs")

@@ -10,7 +10,7 @@ from rlvr.env import ProceduralEnv
 from rlvr.rewards import Gate, WeightedSum
 from rlvr.types import Problem, Verifier
 
-__all__ = ["ArithmeticEnv", "boxed_answer_reward"]
+__all__ = ["ArithmeticEnv", "boxed_answer_bad", "boxed_answer_reward"]
 
 DEFAULT_PROMPT = "What is {expression}? Put the final answer in \\boxed{}."
 
@@ -31,6 +31,19 @@ def boxed_answer_reward(answer: Verifier, format_weight: float = 0.1) -> Weighte
         {"answer": Gate(BoxedOnce(), answer, names=("format", "correct")), "format": BoxedOnce()},
         weights={"answer": 1.0 - format_weight, "format": format_weight},
     )
+
+
+def boxed_answer_bad(gold: str, wrong: str) -> list[str]:
+    """Completions :func:`boxed_answer_reward` must score 0: no answer, the right
+    one unboxed, the right one sprayed among wrong ones, or hidden among empty boxes.
+    (A single boxed wrong answer earns the format credit, so it is not listed.)"""
+    return [
+        "",
+        f"The answer is {gold}.",
+        f"\\boxed{{{wrong}}} is wrong, \\boxed{{{gold}}} is right",
+        "\\boxed{} \\boxed{} \\boxed{}",
+        f"\\boxed{{}} \\boxed{{{gold}}}",
+    ]
 
 
 class ArithmeticEnv(ProceduralEnv):
@@ -72,6 +85,11 @@ class ArithmeticEnv(ProceduralEnv):
         from rlvr.verifiers.math_equivalence import MathVerifier
 
         return boxed_answer_reward(MathVerifier())
+
+    def known_answers(self, problem: Problem) -> tuple[list[str], list[str]]:
+        gold = int(problem.reference)
+        good = [f"{problem.meta['expression']} = {gold}, so the answer is \\boxed{{{gold}}}."]
+        return good, boxed_answer_bad(str(gold), str(gold + 1))
 
     def generate(self, rng: np.random.Generator, problem_id: str) -> Problem:
         low = 0 if self.digits == 1 else 10 ** (self.digits - 1)

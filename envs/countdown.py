@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from rlvr.env import ProceduralEnv
-from rlvr.envs.arithmetic import boxed_answer_reward
+from rlvr.envs.arithmetic import boxed_answer_bad, boxed_answer_reward
 from rlvr.types import Problem, Verifier
 
 __all__ = ["CountdownEnv"]
@@ -52,6 +52,10 @@ class CountdownEnv(ProceduralEnv):
         from rlvr.verifiers.countdown import CountdownVerifier
 
         return boxed_answer_reward(CountdownVerifier())
+
+    def known_answers(self, problem: Problem) -> tuple[list[str], list[str]]:
+        solution = problem.reference["solution"]
+        return [f"\\boxed{{{solution}}}"], boxed_answer_bad(solution, f"{solution} + 1")
 
     def generate(self, rng: np.random.Generator, problem_id: str) -> Problem:
         numbers = [int(x) for x in rng.integers(1, self.max_number + 1, size=self.count)]

@@ -12,7 +12,7 @@ nothing heavy (torch, math-verify, sympy) is imported until it is used.
 """
 
 from rlvr.batch import BatchedEnv, BatchResult
-from rlvr.env import BanditEnv, DatasetEnv, ProceduralEnv
+from rlvr.env import BanditEnv, DatasetEnv, ProceduralEnv, SelfCheckError
 from rlvr.registry import (
     DuplicateRegistrationError,
     NotRegisteredError,
@@ -47,6 +47,7 @@ __all__ = [
     "NotRegisteredError",
     "Problem",
     "ProceduralEnv",
+    "SelfCheckError",
     "Status",
     "Verdict",
     "Verifier",

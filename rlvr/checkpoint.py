@@ -83,7 +83,9 @@ def load_checkpoint(
         # Tied embeddings are saved once; anything else missing means a different model.
         real_missing = [k for k in missing if "lm_head" not in k]
         if real_missing or unexpected:
-            raise ValueError(f"checkpoint {path} does not match the model: missing {real_missing[:3]}, unexpected {unexpected[:3]}")
+            raise ValueError(
+                f"checkpoint {path} does not match the model: missing {real_missing[:3]}, unexpected {unexpected[:3]}"
+            )
     else:
         from peft import set_peft_model_state_dict
 

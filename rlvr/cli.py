@@ -97,7 +97,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     problems = distinct_problems(env, args.n, seed=args.seed)
     pass_k = tuple(int(k) for k in args.pass_k.split(",")) if args.pass_k else ()
     report = evaluate(
-        TransformersEngine(model, tokenizer, chat_template=not args.no_chat_template, autocast=pick_autocast(args.autocast)),
+        TransformersEngine(
+            model, tokenizer, chat_template=not args.no_chat_template, autocast=pick_autocast(args.autocast)
+        ),
         env,
         problems,
         max_new_tokens=args.max_new_tokens,
@@ -159,22 +161,38 @@ def build_parser() -> argparse.ArgumentParser:
     verify.set_defaults(func=cmd_verify)
 
     tr = sub.add_parser("train", help="train a policy (defaults: GRPO, SmolLM2-135M-Instruct, two-digit addition, CPU)")
-    tr.add_argument("overrides", nargs="*", metavar="[CONFIG.yaml] KEY=VALUE", help="a YAML config, then overrides such as train.steps=50")
+    tr.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="[CONFIG.yaml] KEY=VALUE",
+        help="a YAML config, then overrides such as train.steps=50",
+    )
     tr.add_argument("--model", help="Hugging Face id or local folder (same as model.name=...)")
     tr.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("eval", help="held-out greedy accuracy, pass@k and per-component rewards of a model")
-    ev.add_argument("--model", required=True, help="Hugging Face id, local folder, checkpoint folder, or smollm2-135m-instruct")
+    ev.add_argument(
+        "--model", required=True, help="Hugging Face id, local folder, checkpoint folder, or smollm2-135m-instruct"
+    )
     ev.add_argument("--env", default="rlvr/Arithmetic-v0", help="a registered environment id")
     ev.add_argument("--split", default="test", choices=["train", "test", "all"])
-    ev.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE", help="environment option; repeatable")
+    ev.add_argument(
+        "--option",
+        type=_option,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment option; repeatable",
+    )
     ev.add_argument("--n", type=int, default=200, help="number of distinct problems")
     ev.add_argument("--pass-k", default="", help="comma-separated k values for pass@k, e.g. 1,4")
     ev.add_argument("--temperature", type=float, default=1.0, help="sampling temperature for pass@k")
     ev.add_argument("--max-new-tokens", type=int, default=48)
     ev.add_argument("--seed", type=int, default=1)
     ev.add_argument("--no-chat-template", action="store_true")
-    ev.add_argument("--autocast", default="auto", choices=["auto", "bf16", "none"], help="mixed precision for generation")
+    ev.add_argument(
+        "--autocast", default="auto", choices=["auto", "bf16", "none"], help="mixed precision for generation"
+    )
     ev.add_argument("--json", help="also write the report (with sample completions) to this file")
     ev.set_defaults(func=cmd_eval)
 
@@ -192,9 +210,11 @@ def main(argv: list[str] | None = None) -> int:
         rlvr.NotRegisteredError,
         rlvr.DuplicateRegistrationError,
         rlvr.VerifierError,
+        rlvr.SelfCheckError,
         TypeError,
         ValueError,
         ImportError,
+        FileNotFoundError,
     ) as exc:
         print(f"rlvr {args.command}: error: {exc}", file=sys.stderr)
         return 2

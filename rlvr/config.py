@@ -97,10 +97,11 @@ class OptimConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     """steps: optimiser updates. time_limit_minutes: stop (with a checkpoint and a
-    final evaluation) when the next step would start after this much training time."""
+    final evaluation) when the next step would start after this much training time;
+    the default keeps the main job inside 30 minutes on a laptop CPU."""
 
-    steps: int = 100
-    time_limit_minutes: float | None = None
+    steps: int = 400
+    time_limit_minutes: float | None = 28.0
     seed: int = 0
 
 
@@ -110,10 +111,10 @@ class EvalConfig:
     evaluations (0: none during training). problems: how many distinct problems.
     pass_k: k values for pass@k (sampled at the rollout temperature); empty skips it."""
 
-    every: int = 0
+    every: int = 20
     at_start: bool = False
     at_end: bool = True
-    problems: int = 200
+    problems: int = 100
     pass_k: tuple[int, ...] = ()
     batch_size: int = 32
 
@@ -161,7 +162,11 @@ def build(cls: type, data: Any, path: str = "") -> Any:
     for key in data:
         if key not in known:
             close = difflib.get_close_matches(str(key), known, n=2, cutoff=0.6)
-            hint = f"; did you mean {' or '.join(repr(_join(path, c)) for c in close)}?" if close else f"; valid keys: {', '.join(sorted(known))}"
+            hint = (
+                f"; did you mean {' or '.join(repr(_join(path, c)) for c in close)}?"
+                if close
+                else f"; valid keys: {', '.join(sorted(known))}"
+            )
             raise ConfigError(f"unknown key {_join(path, key)!r}{hint}")
     values = {k: _coerce(hints[k], v, _join(path, k)) for k, v in data.items()}
     try:
@@ -206,6 +211,11 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
         return value
     if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str):  # YAML 1.1 reads "3e-5" (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if tp in (int, str, bool) and type(value) is tp:
         return value
     raise ConfigError(f"{path}: expected {getattr(tp, '__name__', tp)}, got {value!r} ({type(value).__name__})")

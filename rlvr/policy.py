@@ -36,7 +36,10 @@ def pick_autocast(setting: str, device: torch.device | str = "cpu") -> torch.dty
     if torch.device(device).type == "cuda":
         return torch.bfloat16
     cpu = torch.cpu
-    native = getattr(cpu, "_is_amx_tile_supported", lambda: False)() or getattr(cpu, "_is_avx512_bf16_supported", lambda: False)()
+    native = (
+        getattr(cpu, "_is_amx_tile_supported", lambda: False)()
+        or getattr(cpu, "_is_avx512_bf16_supported", lambda: False)()
+    )
     return torch.bfloat16 if native else None
 
 
@@ -73,7 +76,12 @@ class Policy(nn.Module):
     """
 
     def __init__(
-        self, model: nn.Module, *, temperature: float = 1.0, micro_batch_size: int = 8, autocast: torch.dtype | None = None
+        self,
+        model: nn.Module,
+        *,
+        temperature: float = 1.0,
+        micro_batch_size: int = 8,
+        autocast: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         if temperature <= 0:
@@ -102,7 +110,10 @@ class Policy(nn.Module):
         """
         full_width = input_ids.shape[1] - prompt_len
         n_completion = _trimmed(attention_mask, prompt_len)  # columns past every completion's end are skipped
-        input_ids, attention_mask = input_ids[:, : prompt_len + n_completion], attention_mask[:, : prompt_len + n_completion]
+        input_ids, attention_mask = (
+            input_ids[:, : prompt_len + n_completion],
+            attention_mask[:, : prompt_len + n_completion],
+        )
         with autocast(self.model, self.autocast):
             out = self.model(
                 input_ids=input_ids,
@@ -156,7 +167,9 @@ class Critic(nn.Module):
         width = prompt_len + _trimmed(attention_mask, prompt_len)
         input_ids, attention_mask = input_ids[:, :width], attention_mask[:, :width]
         with autocast(self.trunk, self.autocast):
-            out = self.trunk(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask))
+            out = self.trunk(
+                input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask)
+            )
         hidden = out.last_hidden_state[:, prompt_len - 1 : -1]  # [N, T, H]
         return _pad_to(self.head(hidden.to(self.head.weight.dtype)).squeeze(-1), full_width)  # [N, T]
 

@@ -155,7 +155,11 @@ class TransformersEngine:
                 f"a prompt has {enc.input_ids.shape[1]} tokens > max_prompt_tokens={self.max_prompt_tokens}"
             )
         device = next(self.model.parameters()).device
-        sampling = {} if params.greedy else {"temperature": params.temperature, "top_p": params.top_p, "top_k": params.top_k or None}
+        sampling = (
+            {}
+            if params.greedy
+            else {"temperature": params.temperature, "top_p": params.top_p, "top_k": params.top_k or None}
+        )
         config = GenerationConfig(
             do_sample=not params.greedy,
             **sampling,

@@ -57,7 +57,9 @@ def _agent(cfg: RunConfig, policy: Policy, reference: Policy | None, model: torc
     elif name == "reinforce":
         agent = Reinforce(policy, optimizer, cfg.algorithm.reinforce, reference)
     else:
-        critic = Critic(copy.deepcopy(model.get_base_model() if hasattr(model, "get_base_model") else model), autocast=mixed)
+        critic = Critic(
+            copy.deepcopy(model.get_base_model() if hasattr(model, "get_base_model") else model), autocast=mixed
+        )
         critic_opt = torch.optim.AdamW(critic.parameters(), lr=o.critic_lr, betas=o.betas, weight_decay=o.weight_decay)
         optimizers["critic"] = critic_opt
         agent = PPO(policy, optimizer, critic, critic_opt, cfg.algorithm.ppo, reference)
@@ -94,6 +96,7 @@ def _restore_agent(agent: Any, state: dict[str, Any]) -> None:
 def train(cfg: RunConfig) -> Path:
     """Run training; returns the run folder."""
     train_env, eval_env = build_envs(cfg)  # before any heavy work: a bad env id fails in a second
+    train_env.env.self_check()  # a reward that fails open stops the run here
     run_dir = Path(cfg.log.run_dir or f"runs/{datetime.now():%Y%m%d-%H%M%S}")
     resume = None
     if cfg.checkpoint.resume:
@@ -118,7 +121,9 @@ def train(cfg: RunConfig) -> Path:
         model = add_lora(model, r=cfg.model.lora_rank, alpha=cfg.model.lora_alpha)  # reference: adapters off
     elif algo.beta > 0:
         frozen = copy.deepcopy(model).eval().requires_grad_(False)
-        reference = Policy(frozen, temperature=cfg.rollout.temperature, micro_batch_size=algo.micro_batch_size, autocast=mixed)
+        reference = Policy(
+            frozen, temperature=cfg.rollout.temperature, micro_batch_size=algo.micro_batch_size, autocast=mixed
+        )
     model.train()
     policy = Policy(model, temperature=cfg.rollout.temperature, micro_batch_size=algo.micro_batch_size, autocast=mixed)
     engine = TransformersEngine(model, tokenizer, chat_template=cfg.model.chat_template, autocast=mixed)
@@ -137,7 +142,9 @@ def train(cfg: RunConfig) -> Path:
 
     eval_problems = distinct_problems(eval_env, cfg.eval.problems, seed=seed + 1)
     log = RunLog(run_dir, total_steps=cfg.train.steps, progress=cfg.log.progress, start_step=start_step)
-    log.message(f"run folder: {run_dir}" + (f"  (resumed from {resume})" if resume else "") + f"  autocast: {mixed or 'none'}")
+    log.message(
+        f"run folder: {run_dir}" + (f"  (resumed from {resume})" if resume else "") + f"  autocast: {mixed or 'none'}"
+    )
     stop = {"requested": False}
 
     def on_sigint(signum: int, frame: Any) -> None:
@@ -153,11 +160,27 @@ def train(cfg: RunConfig) -> Path:
         )  # fmt: skip
         log.log(step, report.flat())
         log.samples(step, [{"eval": True, **s} for s in report.samples])
-        log.message(f"eval @ step {step}: accuracy {report.accuracy:.3f}  " + "  ".join(f"{k} {v:.3f}" for k, v in report.components.items()))
+        log.message(
+            f"eval @ step {step}: accuracy {report.accuracy:.3f}  "
+            + "  ".join(f"{k} {v:.3f}" for k, v in report.components.items())
+        )
 
     def checkpoint(step: int) -> None:
-        state = {"agent": _agent_state(agent), "env_rng": train_env.env.np_random.bit_generator.state, "elapsed": elapsed()}
-        save_checkpoint(run_dir, step, model=model, optimizers=optimizers, state=state, critic=critic, tokenizer=tokenizer, keep=cfg.checkpoint.keep)
+        state = {
+            "agent": _agent_state(agent),
+            "env_rng": train_env.env.np_random.bit_generator.state,
+            "elapsed": elapsed(),
+        }
+        save_checkpoint(
+            run_dir,
+            step,
+            model=model,
+            optimizers=optimizers,
+            state=state,
+            critic=critic,
+            tokenizer=tokenizer,
+            keep=cfg.checkpoint.keep,
+        )
 
     started = time.monotonic()
 
@@ -182,16 +205,29 @@ def train(cfg: RunConfig) -> Path:
             )  # fmt: skip
             rollouts = engine.generate([p.prompt for p in problems], params)
             t1 = time.monotonic()
-            result = train_env.step(problems, [rollouts.texts[b * G : (b + 1) * G] for b in range(B)], on_error="record")
+            result = train_env.step(
+                problems, [rollouts.texts[b * G : (b + 1) * G] for b in range(B)], on_error="record"
+            )
             if result.errors:
                 log.errors(step, [{"problem_id": problems[b].id, "sample": g, "error": e} for b, g, e in result.errors])
             t2 = time.monotonic()
-            exp = Experience.from_rollouts(rollouts, torch.as_tensor(result.rewards).flatten(), torch.as_tensor(result.scored).flatten())
+            exp = Experience.from_rollouts(
+                rollouts, torch.as_tensor(result.rewards).flatten(), torch.as_tensor(result.scored).flatten()
+            )
             metrics = agent.update(exp)
             scheduler.step()
             engine.sync_weights(model)
             t3 = time.monotonic()
-            metrics.update({"time/rollout": t1 - t0, "time/scoring": t2 - t1, "time/update": t3 - t2, "time/step": t3 - t0, "lr": scheduler.get_last_lr()[0], "elapsed": elapsed()})
+            metrics.update(
+                {
+                    "time/rollout": t1 - t0,
+                    "time/scoring": t2 - t1,
+                    "time/update": t3 - t2,
+                    "time/step": t3 - t0,
+                    "lr": scheduler.get_last_lr()[0],
+                    "elapsed": elapsed(),
+                }
+            )
             log.log(step, metrics)
             if cfg.log.samples_every and step % cfg.log.samples_every == 0:
                 log.samples(step, [

@@ -79,3 +79,23 @@ class ToyRun:
         for step in range(steps):
             history.append(agent.update(self.experience(step)))
         return history
+
+
+class LetterEnv(rlvr.ProceduralEnv):
+    """The toy task as a registered environment (for trainer tests): reward is the
+    share of the first four characters that are 'j'."""
+
+    def default_reward(self):
+        return rlvr.as_verifier(target_fraction, "target-fraction")
+
+    def generate(self, rng, problem_id):
+        prompt = "".join(LETTERS[int(i)] for i in rng.integers(0, 9, size=3))
+        return rlvr.Problem(id=problem_id, prompt=prompt, reference="j")
+
+
+def save_tiny_model(path, seed: int = 0) -> str:
+    """A tiny Llama and its tokenizer in a folder, loadable like any Hugging Face model."""
+    tok = char_tokenizer()
+    tiny_llama(len(tok), seed=seed).save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)

@@ -18,6 +18,7 @@ _BUILTINS = {
     "boxed-once": ("rlvr.verifiers.format:BoxedOnce", "format: exactly one non-empty \\boxed{}"),
     "think-answer": ("rlvr.verifiers.format:ThinkAnswer", "format: <think>...</think><answer>...</answer>"),
     "regex": ("rlvr.verifiers.format:RegexFormat", "format: the completion matches a regular expression (pattern=...)"),
+    "length": ("rlvr.verifiers.format:LengthBounds", "format: length in characters within [min_chars, max_chars]"),
     "countdown": (
         "rlvr.verifiers.countdown:CountdownVerifier",
         "Countdown: an expression over the numbers that hits the target",

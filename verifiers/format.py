@@ -14,7 +14,7 @@ import re
 from rlvr.types import Problem, Verdict
 from rlvr.verifiers.extract import boxed_contents
 
-__all__ = ["BoxedOnce", "RegexFormat", "ThinkAnswer"]
+__all__ = ["BoxedOnce", "LengthBounds", "RegexFormat", "ThinkAnswer"]
 
 
 class BoxedOnce:
@@ -100,3 +100,26 @@ class RegexFormat:
         if match is None:
             return Verdict.incorrect(f"no {self.mode} of /{self.regex.pattern}/")
         return Verdict.correct(match=match.group(0)[:200])
+
+
+class LengthBounds:
+    """The completion's length, in characters after stripping surrounding whitespace,
+    lies in ``[min_chars, max_chars]`` (either bound may be None). Characters, not
+    tokens: a verifier does not know the policy's tokenizer."""
+
+    name = "length"
+
+    def __init__(self, min_chars: int | None = 1, max_chars: int | None = None) -> None:
+        if min_chars is not None and max_chars is not None and min_chars > max_chars:
+            raise ValueError(f"min_chars ({min_chars}) must not exceed max_chars ({max_chars})")
+        if (min_chars is not None and min_chars < 0) or (max_chars is not None and max_chars < 0):
+            raise ValueError("length bounds must be >= 0")
+        self.min_chars, self.max_chars = min_chars, max_chars
+
+    def __call__(self, completion: str, problem: Problem) -> Verdict:
+        n = len(completion.strip())
+        if self.min_chars is not None and n < self.min_chars:
+            return Verdict.incorrect(f"{n} characters, fewer than {self.min_chars}", chars=n)
+        if self.max_chars is not None and n > self.max_chars:
+            return Verdict.incorrect(f"{n} characters, more than {self.max_chars}", chars=n)
+        return Verdict.correct(chars=n)

@@ -1,95 +1,289 @@
 """Math answer equivalence on ``math-verify`` (which parses LaTeX into ``sympy``).
 
-This is the first version; the brief of issue 3 (killable workers with hard time
-bounds, richer extraction, a status for timeouts) builds on it.
+The verifier extracts the answer with explicit rules, rejects answer spraying,
+checks the answer's form, and only then asks ``math-verify`` whether the answer
+and the reference are equivalent. That last step runs in a killable worker
+process (:class:`rlvr.process.WorkerPool`) with a hard wall-time bound and a
+memory limit, so a hostile answer (``10^{10^{10}}``, a megabyte of digits) costs
+at most ``timeout_seconds`` and earns 0, on any thread, in any process.
 
-Limits, stated plainly:
-* ``math-verify`` bounds its own work with ``signal.alarm``, which only works on
-  the main thread. Off the main thread this verifier runs without a time bound;
-  answers longer than ``max_answer_chars`` are rejected up front to keep the
-  worst case small.
+Statuses: CORRECT / INCORRECT are caused by the completion (a timeout or a
+memory blow-up while checking the *answer* counts as INCORRECT); UNSCORABLE
+means the reference has no mathematical content; ERROR means the machinery
+failed (a worker crashed, math-verify raised), and says nothing of the completion.
 """
 
 from __future__ import annotations
 
+import functools
+import multiprocessing as mp
+import re
 import threading
-
-from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+import weakref
+from collections.abc import Sequence
+from typing import Any
 
 from rlvr.types import Problem, Verdict
-from rlvr.verifiers.extract import answer_tags, boxed_contents
+from rlvr.verifiers.extract import answer_tags, boxed_contents, last_line
 
-__all__ = ["MathVerifier"]
+__all__ = ["RULES", "MathVerifier", "extract_answers"]
+
+_PRELOAD = ("sympy", "math_verify", "rlvr.verifiers.math_equivalence")
+RULES = ("boxed", "answer_tag", "gsm8k", "answer_is", "last_line", "whole")
+_GSM8K = re.compile(r"####\s*([^\n]+)")
+_ANSWER_IS = re.compile(
+    r"(?:final\s+answer|the\s+answer)\s*(?:is|:|=)\s*:?\s*(.+?)\s*(?:\.\s|\.?$|\n)", re.IGNORECASE | re.MULTILINE
+)
+MAX_LAST_LINE = 64
+
+
+def extract_answers(text: str, rules: Sequence[str]) -> tuple[str, list[str]] | None:
+    """``(rule, answers)`` from the first rule in ``rules`` that finds any; ``None`` if none does.
+
+    boxed: every ``\\boxed{}``; answer_tag: every ``<answer>``; gsm8k: ``#### X``;
+    answer_is: "the answer is X" / "final answer: X"; last_line: a short
+    (<= 64 characters) final line; whole: the entire text (for bare answers).
+    """
+    for rule in rules:
+        if rule == "boxed":
+            found = boxed_contents(text) or []
+        elif rule == "answer_tag":
+            found = answer_tags(text)
+        elif rule == "gsm8k":
+            found = _GSM8K.findall(text)
+        elif rule == "answer_is":
+            found = _ANSWER_IS.findall(text)
+        elif rule == "last_line":
+            line = last_line(text)
+            found = [line] if line is not None and len(line) <= MAX_LAST_LINE else []
+        elif rule == "whole":
+            found = [text] if text.strip() else []
+        else:
+            raise ValueError(f"unknown extraction rule {rule!r}; rules are {RULES}")
+        found = [_unwrap(a) for a in found if a.strip()]
+        if found:
+            return rule, found
+    return None
+
+
+def _unwrap(answer: str) -> str:
+    """Strip what surrounds an answer but is not part of it: whitespace, a trailing
+    period, and enclosing ``$...$`` or ``\\(...\\)``."""
+    answer = answer.strip().rstrip(".").strip()
+    for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+        if answer.startswith(left) and answer.endswith(right) and len(answer) > len(left) + len(right):
+            answer = answer[len(left) : -len(right)].strip()
+    return answer
+
+
+def _normal(answer: str) -> str:
+    return re.sub(r"\s+", "", answer).replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+
+
+# -- the check that runs in a worker ----------------------------------------------------
+def _quiet() -> None:
+    """math-verify warns on every call made without its own timeout; ours bounds time."""
+    import logging
+
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(text: str) -> tuple:
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
+
+    config = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
+    return tuple(parse(f"${text}$", extraction_config=config, parsing_timeout=None))
+
+
+def _number_form(expr: Any) -> bool:
+    """A parsed number written as a number: an atom (``104``, ``1/2``, ``0.5``), a
+    negated one, or a percentage (``28*(1/100)``); the right side of ``x = 11`` counts."""
+    import sympy
+
+    if isinstance(expr, sympy.Equality):
+        expr = expr.rhs
+    if isinstance(expr, sympy.Mul) and len(expr.args) == 2 and sympy.Rational(1, 100) in expr.args:
+        expr = next(a for a in expr.args if a != sympy.Rational(1, 100))
+    if isinstance(expr, sympy.Mul) and len(expr.args) == 2 and sympy.S.NegativeOne in expr.args:
+        expr = next(a for a in expr.args if a != sympy.S.NegativeOne)
+    return bool(getattr(expr, "is_Number", False))
+
+
+def _check(answer: str, gold: str, float_rounding: int, literal_numbers: bool = False) -> tuple[str, str, str]:
+    """``(status, reason, parsed)``: the equivalence test, run inside a worker."""
+    from math_verify import verify
+
+    _quiet()
+    gold_parsed = _parse(_thousands(gold))
+    if not any(not isinstance(g, str) for g in gold_parsed):
+        return "unscorable", f"cannot parse the reference {gold[:200]!r}", ""
+    pred = _parse(_thousands(answer))
+    if not pred:
+        return "incorrect", "cannot parse the answer", ""
+    if literal_numbers and _number_form(gold_parsed[0]) and not _number_form(pred[0]):
+        return "incorrect", "the reference is a number but the answer is not one", str(pred[0])[:200]
+    same = verify(list(gold_parsed), list(pred), float_rounding=float_rounding, timeout_seconds=None)
+    return ("correct" if same else "incorrect"), ("" if same else "not equivalent"), str(pred[0])[:200]
 
 
 class MathVerifier:
     """1 when the extracted answer is mathematically equivalent to the reference.
 
     Args:
-        extract: ``"boxed"`` (default: the ``\\boxed{}`` contents) or
-            ``"answer_tag"`` (``<answer>...</answer>``). A completion without one is
-            incorrect: the verifier never searches the rest of the text for a number,
-            so an answer that merely appears somewhere does not win by accident.
-        reject_multiple: several *different* extracted answers in one completion
-            score 0 (answer spraying must not be rewarded). Identical repeats pass.
-        timeout_seconds: ``math-verify``'s time bound for parsing and comparing
-            (main thread only; see the module docstring).
-        max_answer_chars: longer extracted answers are incorrect without parsing.
-        max_nesting: answers whose brackets nest deeper than this are incorrect
-            without parsing (real answers rarely pass 4; towers of ``\\frac`` or
-            parentheses only cost parse time).
+        extract: the extraction rules to try, in order (see :func:`extract_answers`);
+            the default ``("boxed",)`` reads only ``\\boxed{}``. A completion none of
+            the rules reads is incorrect: the verifier never searches the rest of the
+            text for a number, so an answer that merely appears does not win by accident.
+        reject_multiple: several *different* answers found by the winning rule score
+            0 (answer spraying must not be rewarded); identical repeats pass.
+        float_rounding: decimal places numbers are compared at (numeric tolerance).
+        timeout_seconds: hard wall-time bound of one check, in a killable worker.
+        isolation: ``"process"`` (default: worker processes, hard bounds) or
+            ``"inline"`` (same process; math-verify's own ``signal`` timeout, which
+            holds only on the main thread). Inside a daemonic process (a
+            multiprocessing pool worker), which may not start children, the verifier
+            falls back to inline.
+        workers / memory_limit_mb: size and per-worker address-space limit of the pool.
+        max_answer_chars / max_nesting: answers longer or more deeply bracketed than
+            this are incorrect without parsing.
+        literal_numbers: when the reference is a number (``104``, ``-0.5``,
+            ``\\frac{3}{4}``, ``1,000``, ``50\\%``), the answer must be a number too,
+            not an expression that evaluates to it. Without this rule a policy
+            learns to box the question (``\\boxed{11 + 93}``), which a symbolic
+            grader accepts: measured on SmolLM2-135M, GRPO found that exploit in
+            40 steps and scored 100% on held-out problems without adding anything.
     """
 
     name = "math"
 
     def __init__(
         self,
-        extract: str = "boxed",
+        extract: str | Sequence[str] = ("boxed",),
         reject_multiple: bool = True,
-        timeout_seconds: int = 5,
+        float_rounding: int = 6,
+        timeout_seconds: float = 3.0,
+        isolation: str = "process",
+        workers: int = 2,
+        memory_limit_mb: int = 2048,
         max_answer_chars: int = 1000,
         max_nesting: int = 12,
+        literal_numbers: bool = True,
     ) -> None:
-        if extract not in ("boxed", "answer_tag"):
-            raise ValueError(f"extract must be 'boxed' or 'answer_tag', got {extract!r}")
-        self.extract = extract
+        rules = (extract,) if isinstance(extract, str) else tuple(extract)
+        unknown = [r for r in rules if r not in RULES]
+        if not rules or unknown:
+            raise ValueError(f"extract must name rules from {RULES}, got {extract!r}")
+        if isolation not in ("process", "inline"):
+            raise ValueError(f"isolation must be 'process' or 'inline', got {isolation!r}")
+        self.rules = rules
         self.reject_multiple = bool(reject_multiple)
-        self.timeout_seconds = int(timeout_seconds)
+        self.float_rounding = int(float_rounding)
+        self.timeout_seconds = float(timeout_seconds)
+        self.isolation = isolation
+        self.workers, self.memory_limit_mb = int(workers), int(memory_limit_mb)
         self.max_answer_chars = int(max_answer_chars)
         self.max_nesting = int(max_nesting)
+        self.literal_numbers = bool(literal_numbers)
+        self._pool: Any = None
+        self._lock = threading.Lock()
 
-    def _timeout(self) -> int | None:
-        return self.timeout_seconds if threading.current_thread() is threading.main_thread() else None
+    # The pool is per instance and is not pickled: a copy in another process starts its own.
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in ("_pool", "_lock")}
 
-    def _parse(self, text: str) -> list:
-        config = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
-        return parse(text, extraction_config=config, parsing_timeout=self._timeout())
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._pool, self._lock = None, threading.Lock()
+
+    def _get_pool(self) -> Any:
+        if self.isolation == "inline" or mp.current_process().daemon:
+            return None
+        with self._lock:
+            if self._pool is None:
+                from rlvr.process import WorkerPool
+
+                self._pool = WorkerPool(self.workers, self.memory_limit_mb, preload=_PRELOAD)
+                weakref.finalize(self, self._pool.close)
+            return self._pool
+
+    def _prepare(self, completion: str, problem: Problem) -> Verdict | tuple[str, str]:
+        """A verdict decided without math, or the ``(answer, gold)`` to check."""
+        reference = problem.reference
+        if not isinstance(reference, str | int | float) or isinstance(reference, bool) or not str(reference).strip():
+            return Verdict.unscorable(f"the reference {str(reference)[:200]!r} is not a math answer")
+        found = extract_answers(completion, self.rules)
+        if found is None:
+            return Verdict.incorrect(f"no answer found (rules: {', '.join(self.rules)})")
+        rule, answers = found
+        distinct = list(dict.fromkeys(_normal(a) for a in answers))
+        if self.reject_multiple and len(distinct) > 1:
+            return Verdict.incorrect(f"{len(distinct)} different answers given", rule=rule, answers=distinct[:8])
+        answer = answers[-1]
+        if len(answer) > self.max_answer_chars:
+            return Verdict.incorrect(f"answer longer than {self.max_answer_chars} characters", rule=rule)
+        if _nesting(answer) > self.max_nesting:
+            return Verdict.incorrect(f"brackets nest deeper than {self.max_nesting}", rule=rule, extracted=answer[:200])
+        return answer, str(reference)
+
+    def _verdict(self, answer: str, result: Any) -> Verdict:
+        details = {"extracted": answer[:200]}
+        if result.status == "ok":
+            status, reason, parsed = result.value
+            details["parsed"] = parsed
+            if status == "correct":
+                return Verdict.correct(**details)
+            if status == "unscorable":
+                return Verdict.unscorable(reason)
+            return Verdict.incorrect(reason, **details)
+        if result.status == "timeout":
+            return Verdict.incorrect(f"checking the answer took over {self.timeout_seconds:g}s", **details)
+        if result.status == "error" and "MemoryError" in result.error:
+            return Verdict.incorrect("checking the answer exhausted the memory limit", **details)
+        return Verdict.error(f"the checker failed: {result.status}: {result.error}", **details)
+
+    def batch(self, completions: Sequence[str], problems: Sequence[Problem]) -> list[Verdict]:
+        prepared = [self._prepare(c, p) for c, p in zip(completions, problems, strict=True)]
+        todo = [i for i, p in enumerate(prepared) if not isinstance(p, Verdict)]
+        tasks = [(prepared[i][0], prepared[i][1], self.float_rounding, self.literal_numbers) for i in todo]
+        pool = self._get_pool()
+        if pool is not None:
+            results = pool.map(_check, tasks, timeout=self.timeout_seconds)
+        else:
+            results = [_inline(task, self.timeout_seconds) for task in tasks]
+        out = list(prepared)
+        for i, result in zip(todo, results, strict=True):
+            out[i] = self._verdict(prepared[i][0], result)
+        return out  # type: ignore[return-value]
 
     def __call__(self, completion: str, problem: Problem) -> Verdict:
-        gold = self._parse(f"${problem.reference}$") if isinstance(problem.reference, str | int | float) else []
-        if not any(not isinstance(g, str) for g in gold):  # only the raw string came back: no math in it
-            return Verdict.unscorable(f"cannot parse the reference {str(problem.reference)[:200]!r}")
-        answers = boxed_contents(completion) if self.extract == "boxed" else answer_tags(completion)
-        if not answers:
-            return Verdict.incorrect(f"no answer found ({self.extract})")
-        distinct = list(dict.fromkeys(a.strip() for a in answers))
-        if self.reject_multiple and len(distinct) > 1:
-            return Verdict.incorrect(f"{len(distinct)} different answers given", answers=distinct[:8])
-        answer = distinct[-1]
-        if len(answer) > self.max_answer_chars:
-            return Verdict.incorrect(f"answer longer than {self.max_answer_chars} characters")
-        if not answer:
-            return Verdict.incorrect("empty answer")
-        if _nesting(answer) > self.max_nesting:
-            return Verdict.incorrect(f"brackets nest deeper than {self.max_nesting}", extracted=answer[:200])
-        pred = self._parse(f"${answer}$")
-        if not pred:
-            return Verdict.incorrect("cannot parse the answer", extracted=answer[:200])
-        if verify(gold, pred, timeout_seconds=self._timeout()):
-            return Verdict.correct(extracted=answer[:200], parsed=str(pred[-1])[:200])
-        return Verdict.incorrect(
-            "not equivalent", extracted=answer[:200], parsed=str(pred[-1])[:200], gold=str(gold[-1])
-        )
+        return self.batch([completion], [problem])[0]
+
+
+def _inline(task: tuple, timeout: float) -> Any:
+    """Run a check in this process; math-verify's signal timeout holds on the main thread only."""
+    from math_verify.errors import TimeoutException
+    from math_verify.utils import timeout as signal_timeout
+
+    from rlvr.process import TaskResult
+
+    bound = max(1, int(round(timeout))) if threading.current_thread() is threading.main_thread() else None
+    try:
+        return TaskResult("ok", signal_timeout(bound)(_check)(*task))
+    except TimeoutException:
+        return TaskResult("timeout")
+    except MemoryError:
+        return TaskResult("error", error="MemoryError")
+    except Exception as exc:
+        return TaskResult("error", error=f"{type(exc).__name__}: {exc}")
+
+
+_SPACED_THOUSANDS = re.compile(r"(?<=\d)[ ,]?\{,\}(?=\d{3})|(?<=\d) (?=\d{3}(?!\d))")
+
+
+def _thousands(text: str) -> str:
+    """``1 000`` and ``14{,}916`` are thousands groups; math-verify reads ``1 000`` as ``1*0``."""
+    return _SPACED_THOUSANDS.sub("", text)
 
 
 def _nesting(text: str) -> int:

@@ -117,7 +117,9 @@ class PPO:
                 )
                 for micro in micro_batches(mb, cfg.micro_batch_size):
                     ids, att, m = exp.input_ids[micro], exp.attention_mask[micro], mask[micro]
-                    logp, entropy = policy(ids, att, exp.prompt_len, with_entropy=True, entropy_grad=cfg.entropy_coef > 0)
+                    logp, entropy = policy(
+                        ids, att, exp.prompt_len, with_entropy=True, entropy_grad=cfg.entropy_coef > 0
+                    )
                     pg_loss, st = ppo_clip_loss(
                         logp, old_logp[micro], advantages[micro], m, cfg.clip_eps, cfg.clip_eps_high, **agg
                     )

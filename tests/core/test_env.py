@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import gymnasium as gym
 import pytest
 from gymnasium.utils.env_checker import check_env
@@ -9,11 +11,21 @@ from rlvr import DatasetEnv, Problem, VerifierError
 from rlvr.rewards import Composite
 
 settings_ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+DATA = Path(__file__).resolve().parents[1] / "data"
+# Dataset environments read small local files in their hub format; the rest need nothing.
+ENV_KWARGS = {
+    "rlvr/GSM8K-v0": {"data_files": str(DATA / "gsm8k_sample.jsonl")},
+    "rlvr/MATH-v0": {"data_files": str(DATA / "math_sample.jsonl")},
+}
+
+
+def make(env_id, **kwargs):
+    return rlvr.make(env_id, **ENV_KWARGS.get(env_id, {}), **kwargs)
 
 
 @pytest.mark.parametrize("env_id", sorted(rlvr.env_entries()))
 def test_check_env_passes_for_every_registered_env(env_id):
-    env = gym.make(env_id, render_mode="ansi")
+    env = gym.make(env_id, render_mode="ansi", **ENV_KWARGS.get(env_id, {}))
     check_env(env.unwrapped)
     assert isinstance(env.unwrapped, rlvr.BanditEnv)
 
@@ -22,7 +34,7 @@ def test_check_env_passes_for_every_registered_env(env_id):
 @settings_
 @given(seed=st.integers(0, 2**32 - 1))
 def test_seeded_reset_is_reproducible(env_id, seed):
-    a, b = rlvr.make(env_id), rlvr.make(env_id)
+    a, b = make(env_id), make(env_id)
     assert a.reset(seed=seed) == b.reset(seed=seed)
     assert [a.reset()[0] for _ in range(3)] == [b.reset()[0] for _ in range(3)]
 
@@ -38,7 +50,7 @@ COMPLETIONS = st.one_of(
 @settings_
 @given(seed=st.integers(0, 10_000), completion=COMPLETIONS)
 def test_reward_is_the_composed_verifier_score_and_recomposes(env_id, seed, completion):
-    env = rlvr.make(env_id)
+    env = make(env_id)
     env.reset(seed=seed)
     inner = env.unwrapped
     _, reward, terminated, truncated, info = env.step(completion)
@@ -162,3 +174,15 @@ def test_spaces_describe_text_honestly():
     assert "" not in env.observation_space  # a prompt is never empty
     env.action_space.seed(0)
     assert all(len(env.action_space.sample()) <= 64 for _ in range(20))
+
+
+@pytest.mark.parametrize("env_id", sorted(rlvr.env_entries()))
+def test_every_builtin_reward_passes_its_self_check(env_id):
+    assert make(env_id).unwrapped.self_check(n=3) > 0
+
+
+@pytest.mark.parametrize("reward, word", [(lambda c, p: 1.0, "known-bad"), (lambda c, p: 0.0, "known-good")])
+def test_self_check_stops_fail_open_and_fail_closed_rewards(reward, word):
+    env = rlvr.make("rlvr/Arithmetic-v0", reward=reward).unwrapped
+    with pytest.raises(rlvr.SelfCheckError, match=word):
+        env.self_check()

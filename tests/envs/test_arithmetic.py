@@ -3,6 +3,8 @@ import operator
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import rlvr
 from rlvr.envs.arithmetic import ArithmeticEnv, evaluate
@@ -60,3 +62,38 @@ def test_custom_prompt_and_problem_ids_regenerate():
     obs, info = env.reset(seed=5)
     assert obs.startswith("Compute ") and obs.endswith("Reply in \\boxed{}.")
     assert env.problem_from_id(info["problem_id"]) == env.problem
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    repeats=st.integers(2, 12),
+    inner=st.sampled_from(["", " ", "{}", "\\,"]),
+    sep=st.sampled_from([" ", "\n", "", " and "]),
+    with_answer=st.booleans(),
+)
+def test_the_default_reward_gives_degenerate_boxes_no_credit(repeats, inner, sep, with_answer):
+    """The probe's collapse (empty boxes, repeated) and its variants earn exactly 0,
+    even when the right answer is hidden among the repeats."""
+    env = rlvr.make("rlvr/Arithmetic-v0")
+    env.reset(seed=repeats)
+    gold = env.unwrapped.problem.reference
+    boxes = [f"\\boxed{{{inner}}}"] * repeats + ([f"\\boxed{{{gold}}}"] if with_answer else [])
+    _, reward, *_ = env.step(sep.join(boxes))
+    assert reward == 0.0
+
+
+def test_the_probe_collapse_string_scores_zero_and_one_right_box_scores_one():
+    env = rlvr.make("rlvr/Arithmetic-v0")
+    env.reset(seed=0)
+    assert env.step("\\boxed{} \\boxed{} \\boxed{} \\boxed{} \\boxed{} \\boxed{}")[1] == 0.0
+    env.reset(seed=0)
+    assert env.step(f"\\boxed{{{env.unwrapped.problem.reference}}}")[1] == 1.0
+
+
+def test_boxing_the_question_earns_only_the_format_credit():
+    env = rlvr.make("rlvr/Arithmetic-v0", terms=3, operations="+-*")
+    for seed in range(10):
+        env.reset(seed=seed)
+        expression = env.unwrapped.problem.meta["expression"]
+        _, reward, *_, info = env.step(f"\\boxed{{{expression}}}")
+        assert reward == pytest.approx(0.1) and info["components"]["answer/correct"] == 0.0

@@ -34,3 +34,24 @@ def test_quickstart_pays_only_for_the_right_single_answer():
     out = run("quickstart.py")
     mean = next(line for line in out.splitlines() if line.startswith("mean")).split()[1:]
     assert [float(x) for x in mean] == pytest.approx([1.0, 0.1, 0.0, 0.0, 0.0])
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from toymodels import save_tiny_model
+
+    return save_tiny_model(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.mark.parametrize("algorithm", ["grpo", "reinforce", "ppo"])
+def test_arithmetic_recipe_runs_every_algorithm(tiny_model, algorithm):
+    args = ["--algorithm", algorithm, "--model", tiny_model, "--steps", "2", "--no-chat-template"]
+    args += ["--max-new-tokens", "4", "--eval-problems", "4", "--prompts", "2", "--group", "2"]
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLES / "arithmetic.py"), *args], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith(f"{algorithm}: held-out greedy accuracy before training")
+    assert sum(line.startswith("step ") for line in lines) == 2
+    assert lines[-1].startswith(f"{algorithm}: held-out greedy accuracy after 2 steps")

@@ -2,7 +2,7 @@ import pytest
 
 from rlvr import Problem
 from rlvr.testing import check_verifier
-from rlvr.verifiers.format import BoxedOnce, RegexFormat, ThinkAnswer
+from rlvr.verifiers.format import BoxedOnce, LengthBounds, RegexFormat, ThinkAnswer
 
 P = Problem(id="p", prompt="q", reference="4")
 
@@ -73,3 +73,13 @@ def test_regex_format():
     with pytest.raises(ValueError, match="mode"):
         RegexFormat("x", mode="match")
     check_verifier(RegexFormat(r"Answer: \d+", mode="search"), P, positives=["Answer: 4"], negatives=["Answer: four"])
+
+
+def test_length_bounds():
+    v = LengthBounds(min_chars=3, max_chars=10)
+    assert v("  abc  ", P).score == 1.0 and v("ab", P).score == 0.0 and v("x" * 11, P).score == 0.0
+    assert "more than 10" in v("x" * 11, P).details["reason"]
+    assert LengthBounds(None, None)("", P).score == 1.0
+    with pytest.raises(ValueError, match="must not exceed"):
+        LengthBounds(5, 2)
+    check_verifier(LengthBounds(1, 50), P, positives=["a fine answer"], negatives=["x" * 51], degenerate=False)

@@ -80,3 +80,30 @@ def test_math_contract():
         examples=25,
         max_seconds=5.0,
     )
+
+
+@pytest.mark.parametrize(
+    "gold, answer, correct",
+    [
+        ("104", "11 + 93", False),  # the exploit GRPO found on SmolLM2-135M (run B, step 40)
+        ("104", "2 \\cdot 52", False),
+        ("104", "104", True),
+        ("104", "104.0", True),
+        ("104", "104 \\text{ apples}", True),
+        ("28\\%", "28 \\text{percent}", True),
+        ("1000", "1 000", True),
+        ("11", "x = 11", True),
+        ("2", "\\sqrt{4}", False),
+        ("0.5", "\\frac{1}{2}", True),
+        ("0.5", "1/2", True),
+        ("1000", "1,000", True),
+        ("2\\sqrt{3}", "\\sqrt{12}", True),  # a non-numeric reference: any equivalent form
+        ("x=2", "2", True),
+    ],
+)
+def test_a_numeric_reference_needs_a_number_not_an_expression(gold, answer, correct):
+    verdict = MathVerifier()(f"\\boxed{{{answer}}}", problem(gold))
+    assert (verdict.status is Status.CORRECT) is correct, verdict
+    if not correct:
+        assert "not one" in verdict.details["reason"]
+    assert MathVerifier(literal_numbers=False)(f"\\boxed{{{answer}}}", problem(gold)).status is Status.CORRECT

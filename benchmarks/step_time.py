@@ -1,0 +1,143 @@
+"""Seconds per GRPO training step, rlvr against TRL's GRPOTrainer, on the same workload in one run.
+
+Workload (issue 6): 4 prompts x 8 completions x 64 new tokens, SmolLM2-135M-Instruct,
+CPU, KL to a reference model (beta = 0.04) in both, two-digit addition prompts with
+the same reward. rlvr's step is split into rollout, scoring and update.
+
+    pip install -e ".[dev,bench]" torch==2.13.0
+    python benchmarks/step_time.py --steps 5            # prints medians and the ratio
+
+Each framework runs one warm-up step first (not counted). TRL runs on its own
+defaults apart from what the workload fixes (notably gradient checkpointing on
+and bf16 as it chooses); rlvr runs on its defaults (bf16 autocast where the CPU
+has it). Machines are shared and noisy: compare the medians of the same run only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+
+import torch
+
+import rlvr
+from rlvr.agents import GRPO, Experience, GRPOConfig
+from rlvr.models import DEFAULT_MODEL, load_model_and_tokenizer, resolve_model_path
+from rlvr.policy import Policy, pick_autocast
+from rlvr.rollout import SamplingParams, TransformersEngine
+
+PROMPTS, GROUP, NEW_TOKENS, BETA, LR = 4, 8, 64, 0.04, 1e-6
+
+
+def rlvr_steps(model_name: str, steps: int) -> dict[str, list[float]]:
+    torch.manual_seed(0)
+    model, tokenizer = load_model_and_tokenizer(model_name)
+    mixed = pick_autocast("auto")
+    policy = Policy(model, autocast=mixed)
+    reference = Policy(copy.deepcopy(model).eval().requires_grad_(False), autocast=mixed)
+    agent = GRPO(policy, torch.optim.AdamW(model.parameters(), lr=LR), GRPOConfig(beta=BETA), reference)
+    engine = TransformersEngine(model, tokenizer, autocast=mixed)
+    env = rlvr.BatchedEnv(rlvr.make("rlvr/Arithmetic-v0"))
+    env.reset(1, seed=0)
+    times: dict[str, list[float]] = {"rollout": [], "scoring": [], "update": [], "step": []}
+    for step in range(steps + 1):
+        t0 = time.perf_counter()
+        problems = env.reset(PROMPTS)
+        rollouts = engine.generate(
+            [p.prompt for p in problems], SamplingParams(n=GROUP, max_new_tokens=NEW_TOKENS, seed=step)
+        )
+        t1 = time.perf_counter()
+        result = env.step(
+            problems, [rollouts.texts[b * GROUP : (b + 1) * GROUP] for b in range(PROMPTS)], on_error="record"
+        )
+        t2 = time.perf_counter()
+        agent.update(Experience.from_rollouts(rollouts, torch.as_tensor(result.rewards).flatten()))
+        t3 = time.perf_counter()
+        if step > 0:  # the first step warms up kernels and caches
+            for key, value in zip(times, (t1 - t0, t2 - t1, t3 - t2, t3 - t0), strict=True):
+                times[key].append(value)
+        print(
+            f"rlvr step {step}: {t3 - t0:.1f}s (rollout {t1 - t0:.1f}, scoring {t2 - t1:.2f}, update {t3 - t2:.1f})",
+            flush=True,
+        )
+    return times
+
+
+def trl_steps(model_name: str, steps: int) -> list[float]:
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl import GRPOConfig as TRLConfig
+    from trl import GRPOTrainer
+
+    path = resolve_model_path(model_name)
+    _, tokenizer = load_model_and_tokenizer(model_name)
+    env = rlvr.make("rlvr/Arithmetic-v0").unwrapped
+    env.reset(seed=0)
+    problems = [env.draw_problem(env.np_random) for _ in range(PROMPTS * (steps + 2))]
+    data = Dataset.from_list(
+        [{"prompt": [{"role": "user", "content": p.prompt}], "problem_id": p.id} for p in problems]
+    )
+    by_id = {p.id: p for p in problems}
+
+    def reward(prompts, completions, problem_id, **kwargs):  # the same scoring path as rlvr's
+        texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+        return [r for r, _ in env.score_many([by_id[i] for i in problem_id], texts)]
+
+    class Timer(TrainerCallback):
+        def __init__(self) -> None:
+            self.times: list[float] = []
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.start = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.times.append(time.perf_counter() - self.start)
+            print(f"TRL step {len(self.times) - 1}: {self.times[-1]:.1f}s", flush=True)
+
+    config = TRLConfig(
+        output_dir="/tmp/rlvr-bench-trl",
+        per_device_train_batch_size=PROMPTS * GROUP,
+        gradient_accumulation_steps=1,
+        num_generations=GROUP,
+        max_completion_length=NEW_TOKENS,
+        beta=BETA,
+        learning_rate=LR,
+        max_steps=steps + 1,
+        use_cpu=True,
+        report_to="none",
+        logging_steps=1,
+        save_strategy="no",
+        seed=0,
+    )
+    timer = Timer()
+    trainer = GRPOTrainer(
+        model=path, reward_funcs=reward, args=config, train_dataset=data, processing_class=tokenizer, callbacks=[timer]
+    )
+    trainer.train()
+    return timer.times[1:]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--steps", type=int, default=5, help="measured steps per framework (after one warm-up)")
+    parser.add_argument("--skip-trl", action="store_true")
+    args = parser.parse_args()
+    print(
+        f"workload: {PROMPTS} prompts x {GROUP} completions x {NEW_TOKENS} new tokens, {args.model}, beta {BETA}, torch threads {torch.get_num_threads()}"
+    )
+    ours = rlvr_steps(args.model, args.steps)
+    med = {k: statistics.median(v) for k, v in ours.items()}
+    print(
+        f"rlvr median s/step: {med['step']:.1f} (rollout {med['rollout']:.1f}, scoring {med['scoring']:.2f}, update {med['update']:.1f})"
+    )
+    if not args.skip_trl:
+        theirs = statistics.median(trl_steps(args.model, args.steps))
+        print(f"TRL GRPOTrainer median s/step: {theirs:.1f}")
+        print(f"ratio rlvr / TRL: {med['step'] / theirs:.2f}")
+
+
+if __name__ == "__main__":
+    main()

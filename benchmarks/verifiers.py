@@ -1,0 +1,114 @@
+"""The math verifier on the shared answer-equivalence cases, beside plain math-verify, in one run.
+
+    python benchmarks/verifiers.py                      # ../shared/benchmarks/math_equivalence.jsonl
+    python benchmarks/verifiers.py --cases FILE --throughput-repeats 3
+
+Prints accuracy on all cases and on the ``core`` subset, false positives
+(non-equivalent pairs accepted) and false negatives, the slowest case of each
+grader, then verifications per second of plain sequential
+``math_verify.verify(parse(gold), parse(pred))`` against rlvr's verifier
+single-process (inline) and pooled, on the same pairs, with the ratio.
+
+The cases are graded by general rules only: ``bare`` predictions are read whole,
+``response`` predictions with rlvr's extraction rules in order. Nothing in the
+verifier looks at case ids or strings of this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from rlvr import Problem, Status
+from rlvr.verifiers.math_equivalence import RULES, MathVerifier
+
+DEFAULT_CASES = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks" / "math_equivalence.jsonl"
+RESPONSE_RULES = ("boxed", "answer_tag", "gsm8k", "answer_is", "last_line")
+
+
+def plain_math_verify(gold: str, prediction: str) -> bool:
+    from math_verify import parse, verify
+
+    return bool(verify(parse(gold), parse(prediction)))
+
+
+def score(name: str, verdicts: list[bool], cases: list[dict], seconds: list[float]) -> dict:
+    core = [i for i, c in enumerate(cases) if c["core"]]
+    right = [v == c["expected"] for v, c in zip(verdicts, cases, strict=True)]
+    fp = [c["id"] for v, c in zip(verdicts, cases, strict=True) if v and not c["expected"]]
+    fn = [c["id"] for v, c in zip(verdicts, cases, strict=True) if not v and c["expected"]]
+    slowest = max(range(len(cases)), key=lambda i: seconds[i])
+    core_fp = [i for i in fp if next(c for c in cases if c["id"] == i)["core"]]
+    print(
+        f"{name:24} all {sum(right)}/{len(cases)} = {sum(right) / len(cases):.3f}   "
+        f"core {sum(right[i] for i in core)}/{len(core)} = {sum(right[i] for i in core) / len(core):.3f}   "
+        f"FP {len(fp)} (core {len(core_fp)})   FN {len(fn)}   slowest {cases[slowest]['id']} {seconds[slowest]:.2f}s"
+    )
+    return {"fp": fp, "fn": fn}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", type=Path, default=DEFAULT_CASES)
+    parser.add_argument("--throughput-repeats", type=int, default=1)
+    parser.add_argument("--show", action="store_true", help="list the ids of rlvr's false positives and negatives")
+    args = parser.parse_args()
+    cases = [json.loads(line) for line in args.cases.read_text().splitlines() if line.strip()]
+    problems = [Problem(id=c["id"], prompt="", reference=c["gold"]) for c in cases]
+    assert set(RESPONSE_RULES) <= set(RULES)
+
+    plain, plain_t = [], []
+    for c in cases:
+        start = time.perf_counter()
+        try:
+            plain.append(plain_math_verify(c["gold"], c["prediction"]))
+        except Exception:
+            plain.append(False)
+        plain_t.append(time.perf_counter() - start)
+    score("plain math-verify", plain, cases, plain_t)
+
+    bare = MathVerifier(extract=("whole",), isolation="process")
+    response = MathVerifier(extract=RESPONSE_RULES, isolation="process")
+    ours, ours_t = [], []
+    for c, p in zip(cases, problems, strict=True):
+        verifier = bare if c["kind"] == "bare" else response
+        start = time.perf_counter()
+        ours.append(verifier(c["prediction"], p).status is Status.CORRECT)
+        ours_t.append(time.perf_counter() - start)
+    errors = score("rlvr MathVerifier", ours, cases, ours_t)
+    if args.show:
+        print("false positives:", errors["fp"])
+        print("false negatives:", errors["fn"])
+
+    # Throughput: the same pairs, sequential plain math-verify vs rlvr inline vs rlvr pooled.
+    pairs = [(c["prediction"], p, c["kind"]) for c, p in zip(cases, problems, strict=True)] * args.throughput_repeats
+    start = time.perf_counter()
+    for c in cases * args.throughput_repeats:
+        try:
+            plain_math_verify(c["gold"], c["prediction"])
+        except Exception:
+            pass
+    plain_rate = len(pairs) / (time.perf_counter() - start)
+    rates = {}
+    for isolation in ("inline", "process"):
+        graders = {
+            k: MathVerifier(extract=r, isolation=isolation)
+            for k, r in (("bare", ("whole",)), ("response", RESPONSE_RULES))
+        }
+        for grader in graders.values():  # warm the pools (worker start-up is not verification)
+            grader.batch([pairs[0][0]], [pairs[0][1]])
+        start = time.perf_counter()
+        for kind, grader in graders.items():
+            subset = [(t, p) for t, p, k in pairs if k == kind]
+            grader.batch([t for t, _ in subset], [p for _, p in subset])
+        rates[isolation] = len(pairs) / (time.perf_counter() - start)
+    print(
+        f"throughput (verifications/s): plain sequential {plain_rate:.1f}   rlvr inline {rates['inline']:.1f}   rlvr pooled {rates['process']:.1f}"
+    )
+    print(f"ratio pooled / plain sequential: {rates['process'] / plain_rate:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+import pytest
+
+from rlvr.config import ConfigError, RunConfig, load_config, parse_override, to_yaml
+
+
+def test_defaults_are_the_main_job():
+    cfg = load_config()
+    assert cfg == RunConfig()
+    assert cfg.model.name == "smollm2-135m-instruct" and cfg.algorithm.name == "grpo"
+    assert cfg.env.id == "rlvr/Arithmetic-v0" and cfg.algorithm.grpo.beta > 0
+
+
+def test_yaml_then_overrides(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("train:\n  steps: 7\nalgorithm:\n  name: ppo\n  ppo:\n    lam: 0.9\nenv:\n  options: {digits: 3}\n")
+    cfg = load_config(path, ["train.steps=9", "optim.lr=3e-5", "eval.pass_k=[1, 4]"])
+    assert cfg.train.steps == 9 and cfg.algorithm.name == "ppo" and cfg.algorithm.ppo.lam == 0.9
+    assert cfg.env.options == {"digits": 3} and cfg.optim.lr == 3e-5 and cfg.eval.pass_k == (1, 4)
+
+
+def test_saved_config_round_trips(tmp_path):
+    cfg = load_config(None, ["train.steps=3", "algorithm.grpo.beta=0.1", "env.options.digits=3"])
+    path = tmp_path / "config.yaml"
+    path.write_text(to_yaml(cfg))
+    assert load_config(path) == cfg
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["train.stepz=5"], "unknown key 'train.stepz'; did you mean 'train.steps'"),
+        (["trian.steps=5"], "unknown key 'trian'"),
+        (["algorithm.name=dpo"], "'dpo' is not one of"),
+        (["train.steps=five"], "train.steps: expected int"),
+        (["optim.betas=[0.9]"], "expected 2 values"),
+        (["algorithm.grpo.kl_placement=logits"], "kl_placement must be"),
+        (["nonsense"], "must look like section.key=value"),
+        (["train.steps=[1"], "not valid YAML"),
+    ],
+)
+def test_bad_config_says_what_to_fix(overrides, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):
+        load_config(None, overrides)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- a list\n- not sections\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(bad)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("train: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(broken)
+
+
+def test_parse_override_reads_yaml_values():
+    assert parse_override("a.b=1") == {"a": {"b": 1}}
+    assert parse_override("a=null") == {"a": None}
+    assert parse_override("a.b=text") == {"a": {"b": "text"}}

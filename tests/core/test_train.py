@@ -1,0 +1,218 @@
+"""The training loop on a tiny model: exact resume, Ctrl-C, artefacts, and one-line errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+from toymodels import LetterEnv, save_tiny_model
+
+import rlvr
+from rlvr.checkpoint import latest_checkpoint
+from rlvr.config import load_config
+from rlvr.train import train
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*hit the length limit")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return save_tiny_model(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="module")
+def letter_env():
+    env_id = f"test{uuid.uuid4().hex[:6]}/Letters-v0"
+    rlvr.register_env(env_id, LetterEnv)
+    yield env_id
+    rlvr.unregister_env(env_id)
+
+
+def config(tiny, env_id, run_dir, *extra):
+    return load_config(
+        None,
+        [
+            f"model.name={tiny}",
+            "model.chat_template=false",
+            "model.autocast=none",
+            f"env.id={env_id}",
+            "rollout.max_new_tokens=4",
+            "rollout.prompts_per_step=2",
+            "rollout.group_size=4",
+            "optim.lr=3e-3",
+            "eval.problems=8",
+            "log.progress=false",
+            "log.plots=false",
+            f"log.run_dir={run_dir}",
+            *extra,
+        ],
+    )
+
+
+def metrics(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+KEYS = ["reward_mean", "loss", "kl_ref", "entropy", "grad_norm", "response_length"]
+
+
+@pytest.mark.parametrize("algorithm", ["grpo", "ppo"])
+def test_resume_continues_exactly_like_an_uninterrupted_run(tiny, letter_env, tmp_path, algorithm):
+    straight = train(
+        config(
+            tiny,
+            letter_env,
+            tmp_path / "straight",
+            "train.steps=6",
+            "checkpoint.every=3",
+            "eval.at_end=false",
+            f"algorithm.name={algorithm}",
+        )
+    )
+    cut = tmp_path / "cut"
+    train(
+        config(
+            tiny,
+            letter_env,
+            cut,
+            "train.steps=3",
+            "checkpoint.every=3",
+            "eval.at_end=false",
+            f"algorithm.name={algorithm}",
+        )
+    )
+    train(
+        config(
+            tiny,
+            letter_env,
+            cut,
+            "train.steps=6",
+            "checkpoint.every=3",
+            "eval.at_end=false",
+            "checkpoint.resume=auto",
+            f"algorithm.name={algorithm}",
+        )
+    )
+    a = {m["step"]: m for m in metrics(straight) if "reward_mean" in m}
+    b = {m["step"]: m for m in metrics(cut) if "reward_mean" in m}
+    assert sorted(a) == sorted(b) == list(range(6))
+    for step in range(3, 6):
+        for key in KEYS:
+            if key in a[step]:
+                assert a[step][key] == pytest.approx(b[step][key], rel=1e-5, abs=1e-7), (step, key)
+
+
+def test_run_folder_holds_what_users_expect(tiny, letter_env, tmp_path):
+    run_dir = train(
+        config(
+            tiny,
+            letter_env,
+            tmp_path / "run",
+            "train.steps=4",
+            "eval.every=2",
+            "log.plots=true",
+            "log.samples_every=2",
+            "eval.pass_k=[1, 2]",
+        )
+    )
+    assert load_config(run_dir / "config.yaml").train.steps == 4
+    records = metrics(run_dir)
+    assert [r["step"] for r in records if "reward_mean" in r] == [0, 1, 2, 3]
+    evals = [r for r in records if "eval/accuracy" in r]
+    assert [r["step"] for r in evals] == [2, 4] and "eval/pass@2" in evals[-1]
+    samples = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
+    assert samples and {"prompt", "completion", "reward", "components"} <= set(samples[0])
+    assert {p.name for p in (run_dir / "plots").glob("*.png")} >= {
+        "reward.png",
+        "kl.png",
+        "entropy.png",
+        "length.png",
+        "accuracy.png",
+    }
+    assert latest_checkpoint(run_dir).name == "step-000004"
+    assert (latest_checkpoint(run_dir) / "tokenizer.json").exists()
+
+
+def test_partial_checkpoints_are_ignored(tmp_path):
+    (tmp_path / "checkpoints" / "step-000009.partial").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "step-000003").mkdir()
+    (tmp_path / "checkpoints" / "step-000003" / "state.json").write_text("{}")
+    assert latest_checkpoint(tmp_path).name == "step-000003"
+
+
+def rlvr_cli(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "rlvr", *args], capture_output=True, text=True, timeout=300, **kwargs)
+
+
+def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly(tiny, tmp_path):
+    run_dir = tmp_path / "interrupted"
+    cmd = [
+        sys.executable, "-m", "rlvr", "train", f"model.name={tiny}", "model.chat_template=false", "model.autocast=none",
+        "rollout.max_new_tokens=4", "rollout.prompts_per_step=2", "rollout.group_size=2", "train.steps=100000",
+        "checkpoint.every=0", "eval.at_end=false", "log.progress=false", "log.plots=false", f"log.run_dir={run_dir}",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while (
+        time.time() < deadline
+        and not (run_dir / "metrics.jsonl").exists()
+        or not (run_dir / "metrics.jsonl").read_text().strip()
+    ):
+        time.sleep(0.2)
+        assert time.time() < deadline and proc.poll() is None, (
+            proc.stderr.read() if proc.poll() is not None else "no step logged"
+        )
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    assert "stopping after this step" in out + err
+    ckpt = latest_checkpoint(run_dir)
+    assert ckpt is not None
+    assert json.loads((ckpt / "state.json").read_text())["step"] == len(
+        [m for m in metrics(run_dir) if "reward_mean" in m]
+    )
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "train.stepz=3"], "unknown key 'train.stepz'"),
+        (["train", "env.id=rlvr/Arithmetik-v0"], "did you mean 'rlvr/Arithmetic-v0'"),
+        (["train", "/no/such/config.yaml"], "does not exist"),
+        (["train", "--model", "/no/such/model", "train.steps=1"], "cannot load model"),
+        (["eval", "--model", "/no/such/model"], "cannot load model"),
+        (["eval", "--model", "x", "--env", "rlvr/Nope-v0"], "unknown environment"),
+        (["plot", "/no/such/run"], "metrics.jsonl does not exist"),
+    ],
+)
+def test_bad_input_stops_before_any_work_with_one_line(args, message, tmp_path):
+    env = {**os.environ, "RLVR_CACHE": str(tmp_path), "HF_HUB_OFFLINE": "1"}
+    out = rlvr_cli(*args, env=env, cwd=tmp_path)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr[-2000:]
+
+
+def test_eval_command_on_a_tiny_model(tiny, tmp_path):
+    out = rlvr_cli(
+        "eval",
+        "--model",
+        tiny,
+        "--env",
+        "rlvr/Countdown-v0",
+        "--n",
+        "4",
+        "--no-chat-template",
+        "--max-new-tokens",
+        "4",
+        "--pass-k",
+        "1,2",
+        "--json",
+        str(tmp_path / "r.json"),
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["n"] == 4 and "eval/pass@2" in report and "eval/format" in report
