@@ -25,7 +25,7 @@ from rlvr import Problem, Status
 from rlvr.verifiers.math_equivalence import RULES, MathVerifier
 
 DEFAULT_CASES = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks" / "math_equivalence.jsonl"
-RESPONSE_RULES = ("boxed", "answer_tag", "gsm8k", "answer_is", "last_line")
+RESPONSE_RULES = ("boxed", "answer_tag", "gsm8k", "answer_is", "bold", "last_math", "bracket", "last_line")
 
 
 def plain_math_verify(gold: str, prediction: str) -> bool:
@@ -54,6 +54,12 @@ def main() -> None:
     parser.add_argument("--cases", type=Path, default=DEFAULT_CASES)
     parser.add_argument("--throughput-repeats", type=int, default=1)
     parser.add_argument("--show", action="store_true", help="list the ids of rlvr's false positives and negatives")
+    parser.add_argument(
+        "--literal-numbers",
+        action="store_true",
+        help="grade as in training (a numeric reference needs a number); the file labels plain equivalence",
+    )
+    parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args()
     cases = [json.loads(line) for line in args.cases.read_text().splitlines() if line.strip()]
     problems = [Problem(id=c["id"], prompt="", reference=c["gold"]) for c in cases]
@@ -69,19 +75,24 @@ def main() -> None:
         plain_t.append(time.perf_counter() - start)
     score("plain math-verify", plain, cases, plain_t)
 
-    bare = MathVerifier(extract=("whole",), isolation="process")
-    response = MathVerifier(extract=RESPONSE_RULES, isolation="process")
+    literal = args.literal_numbers
+    bare = MathVerifier(extract=("whole",), isolation="process", literal_numbers=literal)
+    response = MathVerifier(extract=RESPONSE_RULES, isolation="process", literal_numbers=literal)
+    for grader in (bare, response):  # start the worker pools before timing (start-up is not verification)
+        grader("\\boxed{1}", Problem(id="warm", prompt="", reference="1"))
     ours, ours_t = [], []
     for c, p in zip(cases, problems, strict=True):
         verifier = bare if c["kind"] == "bare" else response
         start = time.perf_counter()
         ours.append(verifier(c["prediction"], p).status is Status.CORRECT)
         ours_t.append(time.perf_counter() - start)
-    errors = score("rlvr MathVerifier", ours, cases, ours_t)
+    errors = score(f"rlvr MathVerifier{' (literal)' if literal else ''}", ours, cases, ours_t)
     if args.show:
         print("false positives:", errors["fp"])
         print("false negatives:", errors["fn"])
 
+    if args.skip_throughput:
+        return
     # Throughput: the same pairs, sequential plain math-verify vs rlvr inline vs rlvr pooled.
     pairs = [(c["prediction"], p, c["kind"]) for c, p in zip(cases, problems, strict=True)] * args.throughput_repeats
     start = time.perf_counter()

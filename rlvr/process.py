@@ -45,11 +45,18 @@ class TaskResult:
     seconds: float = 0.0
 
 
-def _worker_main(conn: Connection, memory_limit_bytes: int | None, preload: Sequence[str]) -> None:
+def _worker_main(
+    conn: Connection,
+    memory_limit_bytes: int | None,
+    preload: Sequence[str],
+    warmup: tuple[Callable[..., Any], tuple] | None,
+) -> None:
     if memory_limit_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit_bytes, memory_limit_bytes))
     for module in preload:  # imports happen before "ready", outside any task's time bound
         importlib.import_module(module)
+    if warmup is not None:  # e.g. a first parse that builds a parser's tables
+        warmup[0](*warmup[1])
     conn.send(("ready", None))
     while True:
         try:
@@ -91,9 +98,10 @@ def _main_module_hidden() -> Iterator[None]:
 
 
 class _Worker:
-    def __init__(self, ctx: Any, memory_limit_bytes: int | None, preload: Sequence[str]) -> None:
+    def __init__(self, ctx: Any, memory_limit_bytes: int | None, preload: Sequence[str], warmup: Any = None) -> None:
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_worker_main, args=(child, memory_limit_bytes, tuple(preload)), daemon=True)
+        args = (child, memory_limit_bytes, tuple(preload), warmup)
+        self.process = ctx.Process(target=_worker_main, args=args, daemon=True)
         with _main_module_hidden():
             self.process.start()
         child.close()
@@ -117,6 +125,7 @@ class WorkerPool:
         preload: modules each worker imports before it takes tasks (also preloaded
             into the fork server when this pool starts it), so import time never
             counts against a task's time bound.
+        warmup: ``(fn, args)`` each worker runs once before it takes tasks.
 
     Use as a context manager, or call :meth:`close`.
     """
@@ -127,11 +136,13 @@ class WorkerPool:
         memory_limit_mb: int | None = 2048,
         start_method: str = "forkserver",
         preload: Sequence[str] = (),
+        warmup: tuple[Callable[..., Any], tuple] | None = None,
     ) -> None:
         self.size = workers or os.cpu_count() or 1
         self.memory_limit_bytes = memory_limit_mb * 1024 * 1024 if memory_limit_mb else None
         self.ctx = mp.get_context(start_method)
         self.preload = tuple(preload)
+        self.warmup = warmup
         if start_method == "forkserver" and self.preload:
             self.ctx.set_forkserver_preload(list(self.preload))  # no effect if the server already runs
         self.workers: list[_Worker] = []
@@ -140,12 +151,12 @@ class WorkerPool:
 
     def _ensure_started(self) -> None:
         while len(self.workers) < self.size:
-            self.workers.append(_Worker(self.ctx, self.memory_limit_bytes, self.preload))
+            self.workers.append(_Worker(self.ctx, self.memory_limit_bytes, self.preload, self.warmup))
 
     def _replace(self, worker: _Worker) -> _Worker:
         """Kill ``worker`` and start a fresh one in its place; it takes tasks once ready."""
         worker.kill()
-        fresh = _Worker(self.ctx, self.memory_limit_bytes, self.preload)
+        fresh = _Worker(self.ctx, self.memory_limit_bytes, self.preload, self.warmup)
         self.workers[self.workers.index(worker)] = fresh
         self.replaced += 1
         return fresh

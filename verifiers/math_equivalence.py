@@ -29,8 +29,12 @@ from rlvr.verifiers.extract import answer_tags, boxed_contents, last_line
 __all__ = ["RULES", "MathVerifier", "extract_answers"]
 
 _PRELOAD = ("sympy", "math_verify", "rlvr.verifiers.math_equivalence")
-RULES = ("boxed", "answer_tag", "gsm8k", "answer_is", "last_line", "whole")
+RULES = ("boxed", "answer_tag", "gsm8k", "answer_is", "bold", "last_math", "bracket", "last_line", "whole")
 _GSM8K = re.compile(r"####\s*([^\n]+)")
+_BOLD = re.compile(r"\*\*(.+?)\*\*", re.DOTALL)
+_MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\[(.+?)\\\]|\\\((.+?)\\\)", re.DOTALL)
+_BRACKET = re.compile(r"\[([^\[\]]+)\]")
+_CHAT_LEAK = re.compile(r"<\|(?:im_start|im_end|endoftext|eot_id|end_of_text)\|>.*", re.DOTALL)
 _ANSWER_IS = re.compile(
     r"(?:final\s+answer|the\s+answer)\s*(?:is|:|=)\s*:?\s*(.+?)\s*(?:\.\s|\.?$|\n)", re.IGNORECASE | re.MULTILINE
 )
@@ -41,9 +45,15 @@ def extract_answers(text: str, rules: Sequence[str]) -> tuple[str, list[str]] | 
     """``(rule, answers)`` from the first rule in ``rules`` that finds any; ``None`` if none does.
 
     boxed: every ``\\boxed{}``; answer_tag: every ``<answer>``; gsm8k: ``#### X``;
-    answer_is: "the answer is X" / "final answer: X"; last_line: a short
-    (<= 64 characters) final line; whole: the entire text (for bare answers).
+    answer_is: the last "the answer is X" / "final answer: X"; bold: the last
+    ``**X**``; last_math: the last ``$...$`` / ``\\[...\\]`` span; bracket: the last
+    ``[X]``; last_line: a short (<= 64 characters) final line; whole: the entire text
+    (for bare answers). ``bold``, ``last_math`` and ``bracket`` read conventions some
+    graders use; they are off unless asked for, because they read text that is not
+    marked as *the* answer. Chat-template tokens leaked into the text (and what
+    follows them) are cut first.
     """
+    text = _CHAT_LEAK.sub("", text)
     for rule in rules:
         if rule == "boxed":
             found = boxed_contents(text) or []
@@ -52,28 +62,122 @@ def extract_answers(text: str, rules: Sequence[str]) -> tuple[str, list[str]] | 
         elif rule == "gsm8k":
             found = _GSM8K.findall(text)
         elif rule == "answer_is":
-            found = _ANSWER_IS.findall(text)
+            found = _ANSWER_IS.findall(text)[-1:]
+            for _ in range(3):  # "Final Answer: The final answer is X" holds its answer twice
+                inner = _ANSWER_IS.findall(found[0] + "\n") if found else []
+                if not inner or len(inner[-1]) >= len(found[0]):
+                    break
+                found = inner[-1:]
+        elif rule == "bold":
+            found = _BOLD.findall(text)[-1:]
+        elif rule == "last_math":
+            found = ["".join(groups) for groups in _MATH_SPAN.findall(text)][-1:]
+        elif rule == "bracket":
+            found = _BRACKET.findall(text)[-1:]
         elif rule == "last_line":
             line = last_line(text)
+            if line is not None and len(line) > MAX_LAST_LINE:  # a long line may still end on "is X"
+                line = line.rsplit(" is ", 1)[-1] if " is " in line else None
             found = [line] if line is not None and len(line) <= MAX_LAST_LINE else []
         elif rule == "whole":
             found = [text] if text.strip() else []
         else:
             raise ValueError(f"unknown extraction rule {rule!r}; rules are {RULES}")
         found = [_unwrap(a) for a in found if a.strip()]
+        if rule in ("answer_is", "bold", "last_line"):
+            found = [_final_value(a) for a in found]
+        found = [a for a in found if a]
         if found:
             return rule, found
     return None
 
 
+_WORDY = re.compile(r"[^\W\d_]{3,}\s+[^\W\d_]{2,}")  # two words in a row: a sentence, not a formula
+_NUMBER_OR_MATH = re.compile(r"\$[^$]+\$|-?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
+
+
+def _final_value(answer: str) -> str:
+    """The value a sentence ends on: ``The largest $n$ is 34`` -> ``34``. An answer that
+    is not a sentence is returned as it is."""
+    if not _WORDY.search(re.sub(r"\$[^$]*\$|\\[a-zA-Z]+", " ", answer)):
+        return answer
+    for marker in (" is ", " = ", ": "):
+        tail = answer.rsplit(marker, 1)[-1] if marker in answer else ""
+        if tail and not _WORDY.search(tail) and re.search(r"[\d$\\]", tail):
+            return _unwrap(tail)
+    values = _NUMBER_OR_MATH.findall(answer)
+    return _unwrap(values[-1]) if values else ""
+
+
 def _unwrap(answer: str) -> str:
     """Strip what surrounds an answer but is not part of it: whitespace, a trailing
-    period, and enclosing ``$...$`` or ``\\(...\\)``."""
-    answer = answer.strip().rstrip(".").strip()
-    for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
-        if answer.startswith(left) and answer.endswith(right) and len(answer) > len(left) + len(right):
-            answer = answer[len(left) : -len(right)].strip()
+    period, enclosing ``$...$`` / ``\\(...\\)`` / ``\\[...\\]``, and ``[...]`` around an
+    answer with no top-level comma (with one, ``[-2, 7]`` is an interval)."""
+    for _ in range(3):
+        answer = answer.strip().rstrip(".").strip()
+        for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+            if answer.startswith(left) and answer.endswith(right) and len(answer) > len(left) + len(right):
+                answer = answer[len(left) : -len(right)].strip()
+        if answer.startswith("[") and answer.endswith("]") and "," not in answer:
+            answer = answer[1:-1]
     return answer
+
+
+_GOLD_CHOICE = re.compile(r"^\(?([A-E])\)?(?:[\s.:]|$)|\(([A-E])\)")
+# A choice letter stands alone: not inside a word, a LaTeX command or a formula (\mathrm{E}*2).
+_STANDALONE_LETTER = re.compile(r"(?<![A-Za-z\\{_^])([A-E])(?![A-Za-z}*^_=+/])")
+_ANSWER_WORD = re.compile(r"answer|réponse|respuesta|antwort|答案", re.IGNORECASE)
+
+
+def _choice_letter(reference: str) -> str | None:
+    """The letter of a multiple-choice reference: ``C``, ``(C)``, ``C Cecile``, ``... (C) Cecile``."""
+    text = reference.strip()
+    if len(text) == 1:
+        return text if text in "ABCDE" else None
+    match = _GOLD_CHOICE.search(text)
+    if match is None or (match.group(1) and len(text.split("\n")[0].split()) > 3):
+        return None
+    return match.group(1) or match.group(2)
+
+
+_FORMATTING = re.compile(r"\\(?:mathrm|text|textbf|mathbf|textit)\{([^{}]*)\}")
+
+
+def _chosen_letter(completion: str) -> str | None:
+    completion = _FORMATTING.sub(r"\1", completion)  # \textbf{A} is the letter A; \mathrm{E}*2 stays a formula
+    after = _ANSWER_WORD.search(completion)
+    scope = completion[after.end() :] if after else completion
+    match = _STANDALONE_LETTER.search(scope) or _STANDALONE_LETTER.search(completion)
+    return match.group(1) if match else None
+
+
+def _parts(reference: str) -> int:
+    """Top-level comma- or semicolon-separated parts of a reference (``{1,2,3}`` -> 3)."""
+    text = _unwrap(reference)
+    for left, right in (("\\{", "\\}"), ("{", "}")):
+        if text.startswith(left) and text.endswith(right):
+            text = text[len(left) : -len(right)]
+    depth, parts = 0, 1
+    for ch in text:
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        parts += depth == 0 and ch in ",;"
+    return parts
+
+
+_ASCII_RELATIONS = (("!=", "\\neq "), (">=", "\\geq "), ("<=", "\\leq "), ("\\gt", ">"), ("\\lt", "<"))
+_DECIMAL_COMMA = re.compile(r"(?<![\d,])(\d+),(\d{1,2})(?![\d,])")
+
+
+def _normalize(text: str) -> str:
+    """Spellings math-verify reads differently: ``>=`` / ``\\gt``, and a decimal comma
+    (``2,74``: two digits after the only comma, outside any bracket, which a
+    thousands group or a tuple never is)."""
+    for ascii_form, latex in _ASCII_RELATIONS:
+        text = text.replace(ascii_form, latex)
+    if text.count(",") == 1 and not any(b in text for b in "()[]{}"):  # one number, not a tuple
+        text = _DECIMAL_COMMA.sub(r"\1.\2", text)
+    return _thousands(text)
 
 
 def _normal(answer: str) -> str:
@@ -115,10 +219,10 @@ def _check(answer: str, gold: str, float_rounding: int, literal_numbers: bool = 
     from math_verify import verify
 
     _quiet()
-    gold_parsed = _parse(_thousands(gold))
+    gold_parsed = _parse(_normalize(gold))
     if not any(not isinstance(g, str) for g in gold_parsed):
         return "unscorable", f"cannot parse the reference {gold[:200]!r}", ""
-    pred = _parse(_thousands(answer))
+    pred = _parse(_normalize(answer))
     if not pred:
         return "incorrect", "cannot parse the answer", ""
     if literal_numbers and _number_form(gold_parsed[0]) and not _number_form(pred[0]):
@@ -153,6 +257,13 @@ class MathVerifier:
             learns to box the question (``\\boxed{11 + 93}``), which a symbolic
             grader accepts: measured on SmolLM2-135M, GRPO found that exploit in
             40 steps and scored 100% on held-out problems without adding anything.
+        choices: a reference that is a multiple-choice letter (``C``, ``(C) Cecile``)
+            is compared with the letter the completion chooses: the first standalone
+            A-E after "answer", else the first in the text.
+
+    A reference with several parts (``(2, 2), (6, 2)``, ``{1, 2, 3}``) may be
+    answered in as many boxes; that is not spraying, and the boxes are compared
+    together.
     """
 
     name = "math"
@@ -169,6 +280,7 @@ class MathVerifier:
         max_answer_chars: int = 1000,
         max_nesting: int = 12,
         literal_numbers: bool = True,
+        choices: bool = True,
     ) -> None:
         rules = (extract,) if isinstance(extract, str) else tuple(extract)
         unknown = [r for r in rules if r not in RULES]
@@ -185,6 +297,7 @@ class MathVerifier:
         self.max_answer_chars = int(max_answer_chars)
         self.max_nesting = int(max_nesting)
         self.literal_numbers = bool(literal_numbers)
+        self.choices = bool(choices)
         self._pool: Any = None
         self._lock = threading.Lock()
 
@@ -203,7 +316,9 @@ class MathVerifier:
             if self._pool is None:
                 from rlvr.process import WorkerPool
 
-                self._pool = WorkerPool(self.workers, self.memory_limit_mb, preload=_PRELOAD)
+                self._pool = WorkerPool(
+                    self.workers, self.memory_limit_mb, preload=_PRELOAD, warmup=(_check, ("1/2", "0.5", 6, True))
+                )
                 weakref.finalize(self, self._pool.close)
             return self._pool
 
@@ -212,14 +327,24 @@ class MathVerifier:
         reference = problem.reference
         if not isinstance(reference, str | int | float) or isinstance(reference, bool) or not str(reference).strip():
             return Verdict.unscorable(f"the reference {str(reference)[:200]!r} is not a math answer")
+        gold_letter = _choice_letter(str(reference)) if self.choices else None
+        if gold_letter is not None:
+            chosen = _chosen_letter(_CHAT_LEAK.sub("", completion))
+            if chosen == gold_letter:
+                return Verdict.correct(extracted=chosen)
+            return Verdict.incorrect(
+                "a different choice" if chosen else "no choice letter found", extracted=chosen or ""
+            )
         found = extract_answers(completion, self.rules)
         if found is None:
             return Verdict.incorrect(f"no answer found (rules: {', '.join(self.rules)})")
         rule, answers = found
         distinct = list(dict.fromkeys(_normal(a) for a in answers))
-        if self.reject_multiple and len(distinct) > 1:
-            return Verdict.incorrect(f"{len(distinct)} different answers given", rule=rule, answers=distinct[:8])
         answer = answers[-1]
+        if len(distinct) > 1 and len(distinct) == _parts(str(reference)):
+            answer = ", ".join(dict.fromkeys(a.strip() for a in answers))  # a multi-part reference, one box per part
+        elif self.reject_multiple and len(distinct) > 1:
+            return Verdict.incorrect(f"{len(distinct)} different answers given", rule=rule, answers=distinct[:8])
         if len(answer) > self.max_answer_chars:
             return Verdict.incorrect(f"answer longer than {self.max_answer_chars} characters", rule=rule)
         if _nesting(answer) > self.max_nesting:

@@ -1,4 +1,5 @@
 import threading
+import time
 
 import pytest
 
@@ -107,3 +108,68 @@ def test_a_numeric_reference_needs_a_number_not_an_expression(gold, answer, corr
     if not correct:
         assert "not one" in verdict.details["reason"]
     assert MathVerifier(literal_numbers=False)(f"\\boxed{{{answer}}}", problem(gold)).status is Status.CORRECT
+
+
+HOSTILE = {
+    "power tower": "\\boxed{9^{9^{9^{9^{9}}}}}",
+    "huge exponent": "\\boxed{10^{10^{10}}}",
+    "factorial tower": "\\boxed{(10^{10})!}",
+    "deep nesting": "\\boxed{" + "\\frac{1}{" * 200 + "2" + "}" * 200 + "}",
+    "megabyte response": "so " * 350_000 + "\\boxed{1" + "0" * 900 + "}",
+    "megabyte of digits": "9" * 1_000_000,
+    "integral": "\\boxed{\\int_0^{\\infty} e^{-x^{10^{6}}} \\sin(x^{x^{x}}) dx}",
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_answers_return_zero_within_the_bound(name):
+    verifier = MathVerifier(timeout_seconds=1.0)
+    start = time.monotonic()
+    verdict = verifier(HOSTILE[name], problem("104"))
+    assert verdict.score == 0.0 and verdict.status is Status.INCORRECT, verdict
+    assert time.monotonic() - start < 1.0 + 1.0
+
+
+def test_the_pool_keeps_serving_after_killed_workers():
+    verifier = MathVerifier(timeout_seconds=1.0, literal_numbers=False)
+    texts = [HOSTILE["power tower"], "\\boxed{104}", HOSTILE["integral"], "\\boxed{105}", "\\boxed{2 \\cdot 52}"]
+    verdicts = verifier.batch(texts, [problem("104")] * len(texts))
+    assert [v.score for v in verdicts] == [0.0, 1.0, 0.0, 0.0, 1.0]
+    assert verifier(r"\boxed{104}", problem("104")).score == 1.0
+
+
+def test_safe_under_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    verifier = MathVerifier()
+    cases = [(f"\\boxed{{{n}}}", problem(str(n if n % 2 else n + 1))) for n in range(24)]
+    with ThreadPoolExecutor(4) as pool:
+        scores = list(pool.map(lambda c: verifier(*c).score, cases))
+    assert scores == [float(n % 2 == 1) for n in range(24)]
+
+
+def test_inside_a_daemonic_process_pool_it_falls_back_to_inline():
+    import multiprocessing as mp
+
+    with mp.get_context("forkserver").Pool(1) as pool:
+        assert pool.apply(_verify_in_child, ()) == 1.0
+
+
+def _verify_in_child() -> float:
+    return MathVerifier()(r"\boxed{\frac{1}{2}}", problem("0.5")).score
+
+
+def test_extraction_rules_and_multipart_references():
+    rules = ("boxed", "gsm8k", "answer_is", "last_line")
+    v = MathVerifier(extract=rules)
+    assert v("so #### 1,234", problem("1234")).score == 1.0
+    assert v("Final Answer: The final answer is $10,455$. I hope it is correct.", problem("10455")).score == 1.0
+    assert v("We add them.\n42", problem("42")).score == 1.0
+    assert v("The largest $n$ is 34.", problem("34")).score == 1.0
+    assert MathVerifier()(r"\boxed{(2, 2)} and \boxed{(6, 2)}", problem("(2, 2), (6, 2)")).score == 1.0
+    assert MathVerifier()(r"\boxed{1}, \boxed{2}, \boxed{3}", problem("\\{1,2,3\\}")).score == 1.0
+    assert MathVerifier()(r"\boxed{1} \boxed{2}", problem("2")).score == 0.0  # a one-part reference: spraying
+    assert MathVerifier()("the answer is B, not A", problem("B")).score == 1.0
+    assert MathVerifier()("\\mathrm{E}*2", problem("E")).score == 0.0
+    with pytest.raises(ValueError, match="extract must name rules"):
+        MathVerifier(extract=("anywhere",))
