@@ -79,7 +79,7 @@ def main() -> None:
     bare = MathVerifier(extract=("whole",), isolation="process", literal_numbers=literal)
     response = MathVerifier(extract=RESPONSE_RULES, isolation="process", literal_numbers=literal)
     for grader in (bare, response):  # start the worker pools before timing (start-up is not verification)
-        grader("\\boxed{1}", Problem(id="warm", prompt="", reference="1"))
+        grader.warm_up()
     ours, ours_t = [], []
     for c, p in zip(cases, problems, strict=True):
         verifier = bare if c["kind"] == "bare" else response
@@ -108,8 +108,8 @@ def main() -> None:
             k: MathVerifier(extract=r, isolation=isolation)
             for k, r in (("bare", ("whole",)), ("response", RESPONSE_RULES))
         }
-        for grader in graders.values():  # warm the pools (worker start-up is not verification)
-            grader.batch([pairs[0][0]], [pairs[0][1]])
+        for grader in graders.values():  # start the pools (worker start-up is not verification)
+            grader.warm_up()
         start = time.perf_counter()
         for kind, grader in graders.items():
             subset = [(t, p) for t, p, k in pairs if k == kind]

@@ -20,6 +20,7 @@ import contextlib
 import importlib
 import multiprocessing as mp
 import os
+import pickle
 import resource
 import sys
 import threading
@@ -60,9 +61,16 @@ def _worker_main(
     conn.send(("ready", None))
     while True:
         try:
-            message = conn.recv()
+            raw = conn.recv_bytes()
         except EOFError:
             return
+        try:
+            message = pickle.loads(raw)
+        except Exception as exc:  # e.g. a function defined in the parent's __main__
+            conn.send(
+                ("error", f"cannot load the task in a worker ({exc}); tasks must be functions of importable modules")
+            )
+            continue
         if message is None:
             return
         fn, args = message
@@ -152,6 +160,23 @@ class WorkerPool:
     def _ensure_started(self) -> None:
         while len(self.workers) < self.size:
             self.workers.append(_Worker(self.ctx, self.memory_limit_bytes, self.preload, self.warmup))
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Start every worker and return once all have imported and warmed up."""
+        self._ensure_started()
+        deadline = time.monotonic() + timeout
+        while starting := [w for w in self.workers if not w.ready]:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RuntimeError(f"{len(starting)} worker process(es) not ready after {timeout:g}s")
+            for conn in wait([w.conn for w in starting], timeout=remaining):
+                worker = next(w for w in starting if w.conn is conn)
+                try:
+                    worker.ready = conn.recv()[0] == "ready"
+                except (EOFError, OSError) as exc:
+                    raise RuntimeError(
+                        f"a worker process failed to start (exit code {worker.process.exitcode})"
+                    ) from exc
 
     def _replace(self, worker: _Worker) -> _Worker:
         """Kill ``worker`` and start a fresh one in its place; it takes tasks once ready."""

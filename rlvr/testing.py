@@ -92,6 +92,7 @@ def check_verifier(
     max_seconds: float = 10.0,
     degenerate: bool = True,
     whitespace_invariant: bool = True,
+    context_invariant: bool = True,
     sprayed_answer: str | None = None,
     examples: int = 60,
 ) -> None:
@@ -105,6 +106,9 @@ def check_verifier(
             verifier that rewards such text on purpose).
         whitespace_invariant: surrounding a positive or negative with whitespace
             must not change its score.
+        context_invariant: reasoning text before a positive or negative (outside
+            the extracted answer) must not change its score; turn off for verifiers
+            that judge the whole text (a full-text exact match, a length bound).
         sprayed_answer: if given, completions that box this (right) answer among
             other candidates must score 0.
         examples: how many random completions hypothesis tries.
@@ -132,6 +136,10 @@ def check_verifier(
             assert run(f"  \n{text}\n\t ").score == run(text).score, (
                 f"surrounding whitespace changed the score of {text[:80]!r}"
             )
+    if context_invariant:
+        for text in [*positives, *negatives]:
+            framed = "Let me think about this step by step. First, I read the question carefully.\n\n" + text
+            assert run(framed).score == run(text).score, f"text before the answer changed the score of {text[:80]!r}"
     if degenerate:
         for text in DEGENERATE_COMPLETIONS:
             verdict = run(text)

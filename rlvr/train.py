@@ -153,7 +153,12 @@ def train(cfg: RunConfig) -> Path:
         stop["requested"] = True
         log.message("[yellow]stopping after this step (press Ctrl-C again to abort now)")
 
+    evaluated_at: set[int] = set()
+
     def run_eval(step: int) -> None:
+        if step in evaluated_at:  # the time limit can stop a run right after a periodic evaluation
+            return
+        evaluated_at.add(step)
         report = evaluate(
             engine, eval_env, eval_problems, max_new_tokens=cfg.rollout.max_new_tokens,
             pass_k=cfg.eval.pass_k, temperature=cfg.rollout.temperature, batch_size=cfg.eval.batch_size, seed=seed,

@@ -322,6 +322,14 @@ class MathVerifier:
                 weakref.finalize(self, self._pool.close)
             return self._pool
 
+    def warm_up(self) -> None:
+        """Start the worker processes now and wait until they are ready (a second or
+        two of imports), so the first real batch does not pay for it."""
+        pool = self._get_pool()
+        if pool is not None:
+            with self._lock:
+                pool.wait_ready()
+
     def _prepare(self, completion: str, problem: Problem) -> Verdict | tuple[str, str]:
         """A verdict decided without math, or the ``(answer, gold)`` to check."""
         reference = problem.reference

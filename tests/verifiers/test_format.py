@@ -53,12 +53,16 @@ def test_think_answer_without_answer_tag():
     v = ThinkAnswer(answer_tag=False)
     assert v("<think>x</think> The answer is 4.", P).score == 1.0
     assert v("<think>x</think>   ", P).score == 0.0
-    check_verifier(v, P, positives=["<think>sum</think>4"], negatives=["4"])
+    check_verifier(v, P, positives=["<think>sum</think>4"], negatives=["4"], context_invariant=False)
 
 
 def test_think_answer_contract():
     check_verifier(
-        ThinkAnswer(), P, positives=["<think>2+2</think><answer>4</answer>"], negatives=["<answer>4</answer>"]
+        ThinkAnswer(),
+        P,
+        positives=["<think>2+2</think><answer>4</answer>"],
+        negatives=["<answer>4</answer>"],
+        context_invariant=False,  # the format itself forbids text before <think>
     )
 
 
@@ -82,4 +86,11 @@ def test_length_bounds():
     assert LengthBounds(None, None)("", P).score == 1.0
     with pytest.raises(ValueError, match="must not exceed"):
         LengthBounds(5, 2)
-    check_verifier(LengthBounds(1, 50), P, positives=["a fine answer"], negatives=["x" * 51], degenerate=False)
+    check_verifier(
+        LengthBounds(1, 50),
+        P,
+        positives=["a fine answer"],
+        negatives=["x" * 51],
+        degenerate=False,
+        context_invariant=False,
+    )
