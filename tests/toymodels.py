@@ -99,3 +99,10 @@ def save_tiny_model(path, seed: int = 0) -> str:
     tiny_llama(len(tok), seed=seed).save_pretrained(path)
     tok.save_pretrained(path)
     return str(path)
+
+
+def math_score_in_child(completion: str, reference: str) -> float:
+    """Run the math verifier inside a (daemonic) multiprocessing pool worker."""
+    from rlvr.verifiers.math_equivalence import MathVerifier
+
+    return MathVerifier()(completion, rlvr.Problem(id="child", prompt="", reference=reference)).score

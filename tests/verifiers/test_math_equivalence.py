@@ -151,12 +151,10 @@ def test_safe_under_threads():
 def test_inside_a_daemonic_process_pool_it_falls_back_to_inline():
     import multiprocessing as mp
 
+    from toymodels import math_score_in_child  # an importable module: the pool's child must load it
+
     with mp.get_context("forkserver").Pool(1) as pool:
-        assert pool.apply(_verify_in_child, ()) == 1.0
-
-
-def _verify_in_child() -> float:
-    return MathVerifier()(r"\boxed{\frac{1}{2}}", problem("0.5")).score
+        assert pool.apply_async(math_score_in_child, ("\\boxed{\\frac{1}{2}}", "0.5")).get(timeout=120) == 1.0
 
 
 def test_extraction_rules_and_multipart_references():
