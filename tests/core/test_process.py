@@ -1,38 +1,11 @@
 """The killable worker pool: time bounds that hold, crashes contained, order kept."""
 
-import os
-import signal
 import time
 
 import pytest
+from pooltasks import boom, busy_loop, die, hog, sleepy, square
 
 from rlvr.process import WorkerPool
-
-
-def square(x):
-    return x * x
-
-
-def sleepy(seconds):
-    time.sleep(seconds)
-    return seconds
-
-
-def busy_loop():
-    while True:
-        pass
-
-
-def boom():
-    raise ValueError("bad input")
-
-
-def die():
-    os.kill(os.getpid(), signal.SIGSEGV)
-
-
-def hog():
-    return bytearray(1 << 30)  # 1 GiB against a 256 MiB limit
 
 
 @pytest.fixture(scope="module")
