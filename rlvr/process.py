@@ -201,6 +201,7 @@ class WorkerPool:
         results: list[TaskResult | None] = [None] * len(items)
         pending = deque(range(len(items)))
         busy: dict[_Worker, tuple[int, float]] = {}
+        start_failures = 0
         try:
             while pending or busy:
                 for worker in [w for w in self.workers if w.ready and w not in busy]:
@@ -223,10 +224,13 @@ class WorkerPool:
                     if worker.conn in ready:
                         try:
                             worker.ready = worker.conn.recv()[0] == "ready"
-                        except (EOFError, OSError) as exc:
-                            raise RuntimeError(
-                                f"a worker process failed to start (exit code {worker.process.exitcode})"
-                            ) from exc
+                        except (EOFError, OSError) as exc:  # killed while starting: start another, within reason
+                            start_failures += 1
+                            if start_failures > 3 * self.size:
+                                raise RuntimeError(
+                                    f"worker processes keep failing to start (exit code {worker.process.exitcode})"
+                                ) from exc
+                            self._replace(worker)
                 for worker in list(busy):
                     index, start = busy[worker]
                     elapsed = time.monotonic() - start
