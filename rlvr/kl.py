@@ -24,6 +24,7 @@ __all__ = [
     "AdaptiveKLController",
     "FixedKLController",
     "KLEstimator",
+    "kl_controller",
     "kl_estimate",
     "kl_penalty_loss",
     "shaped_token_rewards",
@@ -109,3 +110,8 @@ class AdaptiveKLController(FixedKLController):
             self.beta *= 2.0
         self.beta = min(max(self.beta, self.beta_min), self.beta_max)
         return self.beta
+
+
+def kl_controller(beta: float, target: float | None = None) -> FixedKLController:
+    """A fixed coefficient, or an adaptive one when a target KL is given."""
+    return AdaptiveKLController(beta, target) if target else FixedKLController(beta)

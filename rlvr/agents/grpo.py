@@ -19,7 +19,7 @@ import torch
 
 from rlvr.advantages import group_normalized_advantages, masked_mean
 from rlvr.agents.base import Experience, Stats, micro_batches, minibatches, optimizer_step, rollout_metrics
-from rlvr.kl import AdaptiveKLController, FixedKLController, KLEstimator, kl_estimate, kl_penalty_loss
+from rlvr.kl import KLEstimator, kl_controller, kl_estimate, kl_penalty_loss
 from rlvr.losses import Aggregation, aggregate, ppo_clip_loss
 from rlvr.policy import Policy, reference_logprobs
 
@@ -84,9 +84,7 @@ class GRPO:
         generator: torch.Generator | None = None,
     ) -> None:
         self.policy, self.optimizer, self.config, self.reference = policy, optimizer, config, reference
-        self.kl_ctl = (
-            AdaptiveKLController(config.beta, config.kl_target) if config.kl_target else FixedKLController(config.beta)
-        )
+        self.kl_ctl = kl_controller(config.beta, config.kl_target)
         self.generator = generator
 
     def update(self, exp: Experience) -> dict[str, float]:

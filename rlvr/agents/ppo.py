@@ -19,7 +19,7 @@ import torch
 
 from rlvr.advantages import gae, masked_mean, masked_var, whiten
 from rlvr.agents.base import Experience, Stats, micro_batches, minibatches, optimizer_step, rollout_metrics
-from rlvr.kl import AdaptiveKLController, FixedKLController, KLEstimator, kl_estimate, shaped_token_rewards
+from rlvr.kl import KLEstimator, kl_controller, kl_estimate, shaped_token_rewards
 from rlvr.losses import Aggregation, entropy_bonus, ppo_clip_loss, value_loss
 from rlvr.policy import Critic, Policy, reference_logprobs
 
@@ -78,9 +78,7 @@ class PPO:
     ) -> None:
         self.policy, self.optimizer, self.config, self.reference = policy, optimizer, config, reference
         self.critic, self.critic_optimizer = critic, critic_optimizer
-        self.kl_ctl = (
-            AdaptiveKLController(config.beta, config.kl_target) if config.kl_target else FixedKLController(config.beta)
-        )
+        self.kl_ctl = kl_controller(config.beta, config.kl_target)
         self.generator = generator
 
     def update(self, exp: Experience) -> dict[str, float]:

@@ -18,7 +18,7 @@ import torch
 
 from rlvr.advantages import MovingAverageBaseline, batch_mean_advantages, masked_mean, rloo_advantages
 from rlvr.agents.base import Experience, Stats, micro_batches, optimizer_step, rollout_metrics
-from rlvr.kl import AdaptiveKLController, FixedKLController, KLEstimator, kl_estimate, kl_penalty_loss
+from rlvr.kl import KLEstimator, kl_controller, kl_estimate, kl_penalty_loss
 from rlvr.losses import Aggregation, aggregate, reinforce_loss
 from rlvr.policy import Policy, reference_logprobs
 
@@ -66,9 +66,7 @@ class Reinforce:
     ) -> None:
         self.policy, self.optimizer, self.config, self.reference = policy, optimizer, config, reference
         self.moving_average = MovingAverageBaseline(config.baseline_momentum)
-        self.kl_ctl = (
-            AdaptiveKLController(config.beta, config.kl_target) if config.kl_target else FixedKLController(config.beta)
-        )
+        self.kl_ctl = kl_controller(config.beta, config.kl_target)
 
     def advantages(self, rewards: torch.Tensor, exp: Experience) -> torch.Tensor:
         """``[N]`` advantages for the configured baseline."""
