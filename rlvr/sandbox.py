@@ -51,7 +51,7 @@ from typing import Any
 __all__ = ["Limits", "RunResult", "Sandbox", "isolate_worker", "isolation", "run_python"]
 
 _CLONE_NEWNS, _CLONE_NEWNET, _CLONE_NEWPID = 0x00020000, 0x40000000, 0x20000000
-_MS_REC, _MS_PRIVATE = 1 << 14, 1 << 18
+_MS_BIND, _MS_REC, _MS_PRIVATE = 1 << 12, 1 << 14, 1 << 18
 _PR_SET_PDEATHSIG = 1
 _WRITABLE_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")  # world-writable on a Debian system
 
@@ -141,7 +141,7 @@ def isolate_worker() -> dict[str, bool]:
                 for d in _WRITABLE_DIRS
                 if os.path.isdir(d)
             ]
-            state["filesystem"] = all(mounted)
+            state["filesystem"] = all(mounted) and _expose_interpreter(libc)
         probe = os.fork()  # can this process give its programs a PID namespace of their own?
         if probe == 0:
             os._exit(0 if libc.unshare(_CLONE_NEWPID) == 0 else 1)
@@ -149,6 +149,45 @@ def isolate_worker() -> dict[str, bool]:
     _worker_isolation.clear()
     _worker_isolation.update(state)
     return dict(state)
+
+
+def _expose_interpreter(libc: Any) -> bool:
+    """Keep Python's own library readable by the sandbox user.
+
+    The interpreter often lives under a folder only root may enter (``/root/.pyenv``);
+    a program under another user id could then import nothing new. In this
+    worker's mount namespace such a folder is covered with an empty ``tmpfs``
+    (which also hides the rest of it, secrets included) and only the library
+    paths are bind-mounted back.
+    """
+    import stat
+    import sys
+
+    needed = {os.path.realpath(p) for p in [*sys.path, sys.prefix, sys.base_prefix, sys.exec_prefix] if p}
+    needed = {p for p in needed if os.path.isdir(p)}
+    cover: dict[str, list[str]] = {}
+    for path in sorted(needed):
+        current = "/"
+        for part in path.strip("/").split("/"):
+            current = os.path.join(current, part)
+            if not os.stat(current).st_mode & stat.S_IXOTH:
+                cover.setdefault(current, []).append(path)
+                break
+    for blocked, paths in cover.items():
+        keep = [p for p in paths if not any(p != q and p.startswith(q + "/") for q in paths)]
+        handles = {p: os.open(p, os.O_PATH) for p in keep}
+        try:
+            if libc.mount(b"tmpfs", blocked.encode(), b"tmpfs", 0, b"mode=0755,size=1m") != 0:
+                return False
+            for path, handle in handles.items():
+                os.makedirs(path, exist_ok=True)
+                source = f"/proc/self/fd/{handle}".encode()
+                if libc.mount(source, path.encode(), None, _MS_BIND | _MS_REC, None) != 0:
+                    return False
+        finally:
+            for handle in handles.values():
+                os.close(handle)
+    return True
 
 
 def isolation() -> dict[str, bool]:
@@ -266,8 +305,11 @@ def _program(payload, limits, uid, workdir, pipes, nonce, harness) -> None:  # p
         _libc().prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # after setuid, which clears it
         harness.main(payload, report_fd, nonce)
         os._exit(0)
-    except BaseException:  # nothing of the program may unwind into the monitor's code
-        os._exit(70)
+    except BaseException as exc:  # nothing of the program may unwind into the monitor's code
+        try:
+            os.write(2, f"rlvr sandbox: {type(exc).__name__}: {exc}\n".encode())
+        finally:
+            os._exit(70)
 
 
 class Sandbox:
@@ -299,6 +341,9 @@ class Sandbox:
     def run(self, payloads: list[dict[str, Any]], limits: Limits | None = None) -> list[RunResult]:
         """Run every payload (see :func:`run_python`); results in input order."""
         limits = limits or self.limits
+        for payload in payloads:
+            if not (isinstance(payload, dict) and isinstance(payload.get("program"), str)):
+                raise TypeError(f"a payload is a dict with the program's source under 'program', got {payload!r:.80}")
         results = self.pool.map(run_python, [(p, limits) for p in payloads], timeout=limits.wall_seconds + 5.0)
         return [
             r.value if r.status == "ok" else RunResult("error", error=f"sandbox worker {r.status}: {r.error}")

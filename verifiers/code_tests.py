@@ -154,6 +154,13 @@ class CodeTests:
         """Start and isolate the workers now, so the first batch does not wait for them."""
         self._get_sandbox().warm_up()
 
+    def close(self) -> None:
+        """Stop the sandbox's workers; a later verification starts new ones."""
+        with self._lock:
+            if self._sandbox is not None:
+                self._sandbox.close()
+                self._sandbox = None
+
     def _prepare(self, completion: str, problem: Problem) -> Verdict | dict[str, Any]:
         suite = problem.reference
         if not (
@@ -211,7 +218,6 @@ class CodeTests:
             "total": total,
             "failures": failures[:20],
             "run": run.status,
-            "seconds": round(run.seconds, 4),
             "stderr": run.stderr[-500:],
         }
         if passed == total:

@@ -1,3 +1,4 @@
+import functools
 from pathlib import Path
 
 import gymnasium as gym
@@ -16,11 +17,19 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 ENV_KWARGS = {
     "rlvr/GSM8K-v0": {"data_files": str(DATA / "gsm8k_sample.jsonl")},
     "rlvr/MATH-v0": {"data_files": str(DATA / "math_sample.jsonl")},
+    "rlvr/MBPP-v0": {"data_files": str(DATA / "mbpp_sample.jsonl")},
 }
 
 
 def make(env_id, **kwargs):
     return rlvr.make(env_id, **ENV_KWARGS.get(env_id, {}), **kwargs)
+
+
+@functools.cache
+def make_shared(env_id):
+    """One instance per id, for tests that only reset and step: a code env's
+    sandbox workers then start once, not once per hypothesis example."""
+    return make(env_id)
 
 
 @pytest.mark.parametrize("env_id", sorted(rlvr.env_entries()))
@@ -50,7 +59,7 @@ COMPLETIONS = st.one_of(
 @settings_
 @given(seed=st.integers(0, 10_000), completion=COMPLETIONS)
 def test_reward_is_the_composed_verifier_score_and_recomposes(env_id, seed, completion):
-    env = make(env_id)
+    env = make_shared(env_id)
     env.reset(seed=seed)
     inner = env.unwrapped
     _, reward, terminated, truncated, info = env.step(completion)
