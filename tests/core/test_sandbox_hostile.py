@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from rlvr import Problem
-from rlvr.sandbox import Limits, Sandbox
+from rlvr.sandbox import Limits
 from rlvr.verifiers.code_tests import CodeTests
 
 WALL = 2.0
@@ -115,7 +115,9 @@ def verdicts(verifier, listener):
     payloads = [verifier._prepare(program, PROBLEM) for program in programs.values()]
     runs = verifier._get_sandbox().run(payloads)
     results = [verifier._verdict(p, r) for p, r in zip(payloads, runs, strict=True)]
-    assert [v.score for v in results] == [v.score for v in verifier.batch(list(programs.values()), [PROBLEM] * len(programs))]
+    assert [v.score for v in results] == [
+        v.score for v in verifier.batch(list(programs.values()), [PROBLEM] * len(programs))
+    ]
     return dict(zip(programs, results, strict=True)), dict(zip(programs, runs, strict=True))
 
 
@@ -156,9 +158,7 @@ def test_nothing_escapes(verdicts, listener):
     with pytest.raises(BlockingIOError):
         listener.accept()
     assert "Network is unreachable" in results["connect to 127.0.0.1"].details["failures"][0]["why"]
-    leftovers = [
-        pid for pid in os.listdir("/proc") if pid.isdigit() and _uid(pid) is not None and _uid(pid) >= 100000
-    ]
+    leftovers = [pid for pid in os.listdir("/proc") if pid.isdigit() and _uid(pid) is not None and _uid(pid) >= 100000]
     assert leftovers == [], "sandboxed processes outlived their program"
 
 

@@ -45,7 +45,14 @@ def test_mbpp_from_local_file():
     problem = env.problem_from_id("mbpp-11")
     assert "remove_Occ" in problem.prompt and len(problem.reference["tests"]) == 3
     env.self_check(n=3)  # the reference code passes, uses a class from the setup code; print('hello') fails
-    assert len(rlvr.make("rlvr/MBPP-v0", data_files=MBPP, challenge_tests=True).unwrapped.problem_from_id("mbpp-11").reference["tests"]) == 5
+    assert (
+        len(
+            rlvr.make("rlvr/MBPP-v0", data_files=MBPP, challenge_tests=True)
+            .unwrapped.problem_from_id("mbpp-11")
+            .reference["tests"]
+        )
+        == 5
+    )
     env.close()
 
 

@@ -6,7 +6,10 @@ from rlvr.sandbox import Limits
 from rlvr.testing import check_verifier
 from rlvr.verifiers.code_tests import CodeTests, extract_program, suite_from_check
 
-SUITE = {"tests": ["assert candidate(2) == 4", "assert candidate(3) == 9", "assert candidate(0) == 0"], "entry_point": "sq"}
+SUITE = {
+    "tests": ["assert candidate(2) == 4", "assert candidate(3) == 9", "assert candidate(0) == 0"],
+    "entry_point": "sq",
+}
 PROBLEM = Problem("sq", "square a number", SUITE)
 RIGHT = "```python\ndef sq(x):\n    return x * x\n```"
 
@@ -34,7 +37,10 @@ def test_suite_from_check_one_test_per_assert_with_its_setup_lines():
         "    for i in range(3):\n        assert candidate(i) == i + 1\n    y = 3\n"
     )
     suite = suite_from_check(check, "inc", "import math\ndef helper():\n    return 1\ndef inc(x):\n    '''doc'''\n")
-    assert suite["tests"] == ["x = candidate(1)\nassert x == 2", "for i in range(3):\n    assert candidate(i) == i + 1\ny = 3"]
+    assert suite["tests"] == [
+        "x = candidate(1)\nassert x == 2",
+        "for i in range(3):\n    assert candidate(i) == i + 1\ny = 3",
+    ]
     assert "def helper" in suite["setup"] and "METADATA" in suite["setup"] and "def inc" not in suite["setup"]
     with pytest.raises(ValueError, match="no assert"):
         suite_from_check("def check(candidate):\n    pass\n", "f")
@@ -85,7 +91,9 @@ def test_bad_references_are_unscorable_and_empty_completions_incorrect(verifier)
 def test_a_sandbox_failure_is_an_error_not_a_score(verifier, monkeypatch):
     from rlvr.sandbox import RunResult
 
-    monkeypatch.setattr(verifier._get_sandbox(), "run", lambda payloads: [RunResult("error", error="boom")] * len(payloads))
+    monkeypatch.setattr(
+        verifier._get_sandbox(), "run", lambda payloads: [RunResult("error", error="boom")] * len(payloads)
+    )
     verdict = verifier(RIGHT, PROBLEM)
     assert verdict.status == Status.ERROR and "boom" in verdict.details["reason"]
 
@@ -97,7 +105,11 @@ def test_prefix_continuation_and_full_definition():
     v = C(workers=1)
     problem = Problem("p", "q", suite)
     assert v.batch(["    return x * x\n", RIGHT, "    return x\n"], [problem] * 3)[0].score == 1.0
-    assert [x.score for x in v.batch(["    return x * x\n", RIGHT, "    return x\n"], [problem] * 3)] == [1.0, 1.0, 1 / 3]
+    assert [x.score for x in v.batch(["    return x * x\n", RIGHT, "    return x\n"], [problem] * 3)] == [
+        1.0,
+        1.0,
+        1 / 3,
+    ]
 
 
 def test_plain_data_problem():
