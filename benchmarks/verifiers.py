@@ -7,7 +7,8 @@ Prints accuracy on all cases and on the ``core`` subset, false positives
 (non-equivalent pairs accepted) and false negatives, the slowest case of each
 grader, then verifications per second of plain sequential
 ``math_verify.verify(parse(gold), parse(pred))`` against rlvr's verifier
-single-process (inline) and pooled, on the same pairs, with the ratio.
+single-process (inline) and pooled, on the same pairs, with the ratio, and the
+same plain math-verify checks through rlvr's worker pool (verdicts identical).
 
 The cases are graded by general rules only: ``bare`` predictions are read whole,
 ``response`` predictions with rlvr's extraction rules in order. Nothing in the
@@ -18,20 +19,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 from rlvr import Problem, Status
-from rlvr.verifiers.math_equivalence import RULES, MathVerifier
+from rlvr.process import WorkerPool
+from rlvr.verifiers.math_equivalence import RULES, MathVerifier, plain_math_verify
 
 DEFAULT_CASES = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks" / "math_equivalence.jsonl"
 RESPONSE_RULES = ("boxed", "answer_tag", "gsm8k", "answer_is", "bold", "last_math", "bracket", "last_line")
-
-
-def plain_math_verify(gold: str, prediction: str) -> bool:
-    from math_verify import parse, verify
-
-    return bool(verify(parse(gold), parse(prediction)))
 
 
 def score(name: str, verdicts: list[bool], cases: list[dict], seconds: list[float]) -> dict:
@@ -47,6 +45,24 @@ def score(name: str, verdicts: list[bool], cases: list[dict], seconds: list[floa
         f"FP {len(fp)} (core {len(core_fp)})   FN {len(fn)}   slowest {cases[slowest]['id']} {seconds[slowest]:.2f}s"
     )
     return {"fp": fp, "fn": fn}
+
+
+def fresh_sequential(pairs: list[tuple[str, str]]) -> tuple[float, list[bool]]:
+    """Seconds and verdicts of plain math-verify over ``pairs``, one after another, in a new process."""
+    code = (
+        "import json, sys, time\n"
+        "from rlvr.verifiers.math_equivalence import plain_math_verify as check\n"
+        "pairs = json.load(sys.stdin)\n"
+        "check('1/2', '0.5')\n"  # the same warm-up the pool's workers get
+        "start = time.perf_counter()\n"
+        "verdicts = [check(g, p) for g, p in pairs]\n"
+        "print(json.dumps([time.perf_counter() - start, verdicts]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], input=json.dumps(pairs), capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    seconds, verdicts = json.loads(out.stdout.strip().splitlines()[-1])
+    return seconds, verdicts
 
 
 def main() -> None:
@@ -68,10 +84,7 @@ def main() -> None:
     plain, plain_t = [], []
     for c in cases:
         start = time.perf_counter()
-        try:
-            plain.append(plain_math_verify(c["gold"], c["prediction"]))
-        except Exception:
-            plain.append(False)
+        plain.append(plain_math_verify(c["gold"], c["prediction"]))
         plain_t.append(time.perf_counter() - start)
     score("plain math-verify", plain, cases, plain_t)
 
@@ -93,33 +106,50 @@ def main() -> None:
 
     if args.skip_throughput:
         return
-    # Throughput: the same pairs, sequential plain math-verify vs rlvr inline vs rlvr pooled.
-    pairs = [(c["prediction"], p, c["kind"]) for c, p in zip(cases, problems, strict=True)] * args.throughput_repeats
-    start = time.perf_counter()
-    for c in cases * args.throughput_repeats:
-        try:
-            plain_math_verify(c["gold"], c["prediction"])
-        except Exception:
-            pass
-    plain_rate = len(pairs) / (time.perf_counter() - start)
+    # Throughput on the same pairs: plain math-verify sequentially (the peer), the same
+    # checks through rlvr's worker pool (verdicts must be identical), and rlvr's own
+    # verifier inline and pooled (its rules differ by design, so its verdicts may too).
+    # The sequential peer runs in a fresh process, as fresh as the pool's workers: sympy's
+    # caches, warmed by the accuracy pass above, would otherwise favour it.
+    pairs = [(c["gold"], c["prediction"]) for c in cases] * args.throughput_repeats
+    seconds, sequential = fresh_sequential(pairs)
+    plain_rate = len(pairs) / seconds
+    with WorkerPool(2, preload=("math_verify",), warmup=(plain_math_verify, ("1/2", "0.5"))) as pool:
+        pool.wait_ready()  # worker start-up is not verification
+        start = time.perf_counter()
+        pooled = pool.map(plain_math_verify, pairs, timeout=30.0)
+        pooled_rate = len(pairs) / (time.perf_counter() - start)
+    identical = [r.value if r.status == "ok" else None for r in pooled] == sequential
     rates = {}
     for isolation in ("inline", "process"):
         graders = {
-            k: MathVerifier(extract=r, isolation=isolation)
+            k: MathVerifier(extract=r, isolation=isolation, literal_numbers=literal)
             for k, r in (("bare", ("whole",)), ("response", RESPONSE_RULES))
         }
-        for grader in graders.values():  # start the pools (worker start-up is not verification)
+        for grader in graders.values():
             grader.warm_up()
+        if isolation == "inline":  # as cold as the workers: no parse or sympy cache from the accuracy pass
+            import sympy.core.cache
+
+            from rlvr.verifiers.math_equivalence import _parse
+
+            _parse.cache_clear()
+            sympy.core.cache.clear_cache()
         start = time.perf_counter()
-        for kind, grader in graders.items():
-            subset = [(t, p) for t, p, k in pairs if k == kind]
-            grader.batch([t for t, _ in subset], [p for _, p in subset])
+        for _ in range(args.throughput_repeats):
+            for kind, grader in graders.items():
+                subset = [(c["prediction"], p) for c, p in zip(cases, problems, strict=True) if c["kind"] == kind]
+                grader.batch([t for t, _ in subset], [p for _, p in subset])
         rates[isolation] = len(pairs) / (time.perf_counter() - start)
     print(
-        f"throughput (verifications/s): plain sequential {plain_rate:.1f}   rlvr inline {rates['inline']:.1f}   rlvr pooled {rates['process']:.1f}"
+        f"throughput (verifications/s, {len(pairs)} pairs): plain math-verify sequential {plain_rate:.1f}, "
+        f"pooled (2 workers) {pooled_rate:.1f}   rlvr MathVerifier inline {rates['inline']:.1f}, "
+        f"pooled {rates['process']:.1f}"
     )
-    print(f"ratio pooled / plain sequential: {rates['process'] / plain_rate:.2f}")
-
+    print(
+        f"ratio pooled / sequential math-verify: {pooled_rate / plain_rate:.2f}x, verdicts identical: {identical}"
+        f"   rlvr pooled / sequential math-verify: {rates['process'] / plain_rate:.2f}x"
+    )
 
 if __name__ == "__main__":
     main()

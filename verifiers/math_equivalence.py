@@ -85,6 +85,18 @@ def _number_form(expr: Any) -> bool:
     return bool(getattr(expr, "is_Number", False))
 
 
+def plain_math_verify(gold: str, prediction: str) -> bool:
+    """math-verify alone, with its defaults and none of rlvr's rules: the peer that
+    ``benchmarks/verifiers.py`` measures, sequentially and through the worker pool."""
+    from math_verify import parse, verify
+
+    _quiet()
+    try:
+        return bool(verify(parse(gold), parse(prediction)))
+    except Exception:
+        return False
+
+
 def _check(answer: str, gold: str, float_rounding: int, literal_numbers: bool = False) -> tuple[str, str, str]:
     """``(status, reason, parsed)``: the equivalence test, run inside a worker."""
     from math_verify import verify
