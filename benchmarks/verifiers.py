@@ -151,5 +151,6 @@ def main() -> None:
         f"   rlvr pooled / sequential math-verify: {rates['process'] / plain_rate:.2f}x"
     )
 
+
 if __name__ == "__main__":
     main()

@@ -24,6 +24,14 @@ _BUILTINS = {
         "rlvr.envs.code:MBPPEnv",
         "MBPP-style Python tasks (hub, or data_files=local.jsonl); sandboxed assert tests",
     ),
+    "rlvr/Instructions-v0": (
+        "rlvr.envs.instructions:InstructionsEnv",
+        "a writing task plus verifiable constraints (IFEval's), generated from a seed",
+    ),
+    "rlvr/IFEval-v0": (
+        "rlvr.envs.instructions:IFEvalEnv",
+        "IFEval-format instruction prompts (hub, or data_files=local.jsonl)",
+    ),
     "rlvr/GSM8K-v0": (
         "rlvr.envs.math_datasets:GSM8KEnv",
         "GSM8K word problems (hub, or data_files=local.jsonl); answer in \\boxed{}",

@@ -23,6 +23,10 @@ _BUILTINS = {
         "rlvr.verifiers.code_tests:CodeTests",
         "code: fraction of the problem's tests the program passes, run in the sandbox",
     ),
+    "instructions": (
+        "rlvr.verifiers.instructions:InstructionFollowing",
+        "instruction following: every (strict) or the fraction (loose) of the problem's constraints",
+    ),
     "countdown": (
         "rlvr.verifiers.countdown:CountdownVerifier",
         "Countdown: an expression over the numbers that hits the target",

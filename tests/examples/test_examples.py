@@ -73,3 +73,18 @@ def test_humaneval_recipe_trains_with_the_sandboxed_reward(tiny_model, tmp_path)
     assert all(r["reward_mean"] == 0.0 for r in rows if "reward_mean" in r)  # a tiny random model writes no Python
     samples = (run_dir / "samples.jsonl").read_text()
     assert "tests" in samples  # the reward breakdown names the code-tests component
+
+
+def test_instructions_recipe_runs(tiny_model, tmp_path):
+    run_dir = tmp_path / "instructions"
+    cmd = [
+        sys.executable, "-m", "rlvr", "train", str(EXAMPLES / "instructions_grpo.yaml"), f"model.name={tiny_model}",
+        "model.chat_template=false", "model.autocast=none", "rollout.max_new_tokens=8", "rollout.prompts_per_step=2",
+        "rollout.group_size=2", "train.steps=2", "eval.problems=2", "checkpoint.every=0",
+        "log.progress=false", "log.plots=false", f"log.run_dir={run_dir}",
+    ]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "reward_mean" in r] == [0, 1]
+    assert "constraints" in (run_dir / "samples.jsonl").read_text()  # the breakdown says which constraint failed
