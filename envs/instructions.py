@@ -120,9 +120,11 @@ def instruction_text(constraint_id: str, kwargs: Mapping[str, Any]) -> str:
 
 class _InstructionEnvBase:
     def default_reward(self) -> Verifier:
+        """``constraints``: :class:`InstructionFollowing` in this environment's mode."""
+        from rlvr.rewards import WeightedSum
         from rlvr.verifiers.instructions import InstructionFollowing
 
-        return InstructionFollowing(self.mode)
+        return WeightedSum({"constraints": InstructionFollowing(self.mode)})
 
     def self_check(self, n: int = 3, seed: int = 0) -> int:
         """Every constraint's own passing example scores 1 and failing example 0

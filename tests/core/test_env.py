@@ -18,6 +18,7 @@ ENV_KWARGS = {
     "rlvr/GSM8K-v0": {"data_files": str(DATA / "gsm8k_sample.jsonl")},
     "rlvr/MATH-v0": {"data_files": str(DATA / "math_sample.jsonl")},
     "rlvr/MBPP-v0": {"data_files": str(DATA / "mbpp_sample.jsonl")},
+    "rlvr/IFEval-v0": {"data_files": str(DATA / "ifeval_sample.jsonl")},
 }
 
 
