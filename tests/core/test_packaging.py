@@ -31,10 +31,14 @@ def test_wheel_installs_the_users_layout(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "rlvr/envs/arithmetic.py" in names and "rlvr/verifiers/format.py" in names
     assert not any(n.startswith(("envs/", "verifiers/", "tests/")) for n in names), "no top-level envs/verifiers/tests"
+    # Every sub-package of the source tree ships (a package missing from pyproject's
+    # list works in an editable install and breaks in a real one).
+    for init in (ROOT / "rlvr").rglob("__init__.py"):
+        assert init.relative_to(ROOT).as_posix() in names, f"{init.parent.name} is missing from the wheel"
     target = tmp_path / "site"
     pip("install", "--no-deps", "--target", str(target), str(wheel))
     code = (
-        "import rlvr, rlvr.envs, rlvr.verifiers\n"
+        "import rlvr, rlvr.envs, rlvr.verifiers, rlvr.agents, rlvr.train\n"
         "from rlvr.verifiers import ExactMatch; from rlvr.envs import ArithmeticEnv\n"
         "print(rlvr.__file__); print(rlvr.envs.__file__)\n"
         "env = rlvr.make('rlvr/Countdown-v0'); env.reset(seed=0); print(env.step('x')[1])\n"
