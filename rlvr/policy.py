@@ -153,14 +153,26 @@ class Critic(nn.Module):
     are computed.
     """
 
-    def __init__(self, causal_lm: nn.Module, autocast: torch.dtype | None = None) -> None:
+    def __init__(
+        self, causal_lm: nn.Module, autocast: torch.dtype | None = None, head: nn.Linear | None = None
+    ) -> None:
         super().__init__()
         self.autocast = autocast
         self.trunk = getattr(causal_lm, "base_model", causal_lm)
         hidden = causal_lm.config.hidden_size
-        self.head = nn.Linear(hidden, 1)
-        nn.init.zeros_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
+        self.head = nn.Linear(hidden, 1) if head is None else head
+        if head is None:
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+
+    @classmethod
+    def from_reward_model(cls, reward_model: nn.Module, autocast: torch.dtype | None = None) -> Critic:
+        """A critic whose trunk and head start as a copy of a reward model's (ref 002,
+        InstructGPT: "the value function is initialized from the RM"), so its first
+        values are the RM's score of each prefix instead of 0. The RM is not changed."""
+        import copy
+
+        return cls(copy.deepcopy(reward_model.trunk), autocast, head=copy.deepcopy(reward_model.head))
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor, prompt_len: int) -> Tensor:
         full_width = input_ids.shape[1] - prompt_len

@@ -27,6 +27,10 @@ _BUILTINS = {
         "rlvr.verifiers.instructions:InstructionFollowing",
         "instruction following: every (strict) or the fraction (loose) of the problem's constraints",
     ),
+    "reward-model": (
+        "rlvr.verifiers.reward_model:RewardModelVerifier",
+        "a learned reward model's score (path=a folder from rlvr train-rm); unbounded unless normalised",
+    ),
     "countdown": (
         "rlvr.verifiers.countdown:CountdownVerifier",
         "Countdown: an expression over the numbers that hits the target",

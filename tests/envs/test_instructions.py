@@ -33,7 +33,9 @@ def test_self_check_covers_every_constraint_and_the_reward_is_strict():
     assert env.self_check() == 2 * len(env.constraint_ids)
     env.reset(seed=0, options={"problem": rlvr.Problem("x", "q", [{"id": "punctuation:no_comma", "kwargs": {}}])})
     assert env.step("no commas here")[1] == 1.0
-    two = rlvr.Problem("y", "q", [{"id": "punctuation:no_comma", "kwargs": {}}, {"id": "detectable_format:title", "kwargs": {}}])
+    two = rlvr.Problem(
+        "y", "q", [{"id": "punctuation:no_comma", "kwargs": {}}, {"id": "detectable_format:title", "kwargs": {}}]
+    )
     loose = InstructionsEnv(mode="loose")
     loose.reset(seed=0, options={"problem": two})
     assert loose.step("no commas and no title")[1] == 0.5

@@ -88,3 +88,46 @@ def test_instructions_recipe_runs(tiny_model, tmp_path):
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "reward_mean" in r] == [0, 1]
     assert "constraints" in (run_dir / "samples.jsonl").read_text()  # the breakdown says which constraint failed
+
+
+def run_example(name: str, *args: str) -> list[str]:
+    out = subprocess.run([sys.executable, str(EXAMPLES / name), *args], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.splitlines()
+
+
+def test_dpo_recipe_reports_held_out_accuracy_before_and_after(tiny_model, tmp_path):
+    rows = [{"prompt": "abc"[: 1 + i % 3], "chosen": "jj", "rejected": "ab"} for i in range(12)]
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for loss in ("dpo", "simpo"):
+        lines = run_example(
+            "dpo.py", "--pairs", str(tmp_path / "pairs.jsonl"), "--model", tiny_model, "--no-chat-template",
+            "--loss", loss, "--batch-size", "4", "--held-out", "0.34",
+        )  # fmt: skip
+        assert lines[0].startswith("before: held-out implicit-reward accuracy") and lines[-1].startswith("after ")
+
+
+def test_rejection_sampling_recipe_writes_an_sft_set(tiny_model, tmp_path):
+    out = tmp_path / "sft.jsonl"
+    lines = run_example(
+        "rejection_sampling.py", "--model", tiny_model, "--no-chat-template", "--prompts", "4", "--n", "2",
+        "--min-reward", "0", "--eval-problems", "4", "--max-new-tokens", "4", "--epochs", "1", "--out", str(out),
+    )  # fmt: skip
+    assert lines[0].startswith("best-of-2 on held-out") and lines[-1].startswith("held-out greedy accuracy before")
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 4 and {"prompt", "completion", "problem_id", "reward"} <= rows[0].keys()
+
+
+def test_reward_model_ppo_recipe_runs(tiny_model, tmp_path):
+    from toymodels import char_tokenizer, tiny_llama
+
+    from rlvr.reward_model import RewardModel, save_reward_model
+
+    tok = char_tokenizer()
+    rm_dir = save_reward_model(RewardModel(tiny_llama(len(tok), seed=5)), tok, tmp_path / "rm")
+    lines = run_example(
+        "reward_model_ppo.py", "--reward-model", str(rm_dir), "--model", tiny_model, "--no-chat-template",
+        "--steps", "2", "--prompts", "2", "--group", "2", "--eval-problems", "4", "--max-new-tokens", "4",
+    )  # fmt: skip
+    assert lines[0].startswith("held-out accuracy (rule-based verifier) before")
+    assert sum(line.startswith("step ") for line in lines) == 2 and "after 2 steps" in lines[-1]

@@ -1,0 +1,185 @@
+"""Preference pairs: the common ``prompt`` / ``chosen`` / ``rejected`` format, loaded
+with ``datasets``, and made offline from an environment whose verifier decides
+which of two sampled completions is better.
+
+Accepted rows (the shapes TRL, OpenRLHF and most hub preference sets use):
+
+* ``{"prompt": str, "chosen": str, "rejected": str}``;
+* ``{"prompt": [messages], "chosen": [messages], "rejected": [messages]}``: the
+  chosen / rejected messages are the assistant's turn(s);
+* ``{"chosen": [messages], "rejected": [messages]}`` with no prompt: whole
+  conversations sharing a prefix, which becomes the prompt.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rlvr.types import Message, Problem
+
+__all__ = ["PreferencePair", "load_pairs", "pair_from_row", "pairs_from_env", "save_pairs", "split_pairs"]
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    """``chosen`` is preferred to ``rejected`` as a reply to ``prompt`` (text, or chat messages)."""
+
+    prompt: str | tuple[Message, ...]
+    chosen: str
+    rejected: str
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_row(self) -> dict[str, Any]:
+        prompt = self.prompt if isinstance(self.prompt, str) else [dict(m) for m in self.prompt]
+        return {
+            "prompt": prompt,
+            "chosen": self.chosen,
+            "rejected": self.rejected,
+            **({"meta": dict(self.meta)} if self.meta else {}),
+        }
+
+
+def _is_messages(value: Any) -> bool:
+    return isinstance(value, list | tuple) and all(
+        isinstance(m, Mapping) and {"role", "content"} <= m.keys() for m in value
+    )
+
+
+def _assistant_text(messages: Sequence[Mapping[str, str]]) -> str:
+    return "\n".join(m["content"] for m in messages if m["role"] == "assistant")
+
+
+def pair_from_row(row: Mapping[str, Any], index: int = 0) -> PreferencePair:
+    """One row of a preference set as a :class:`PreferencePair`; a malformed row raises
+    ``ValueError`` naming the row and what is wrong."""
+    if "chosen" not in row or "rejected" not in row:
+        raise ValueError(f"row {index}: a preference row needs 'chosen' and 'rejected' (it has {sorted(row)})")
+    chosen, rejected, prompt = row["chosen"], row["rejected"], row.get("prompt")
+    meta = dict(row.get("meta") or {})
+    if isinstance(chosen, str) and isinstance(rejected, str):
+        if not isinstance(prompt, str) and not _is_messages(prompt):
+            raise ValueError(f"row {index}: text 'chosen'/'rejected' need a 'prompt' (text or chat messages)")
+        prompt = prompt if isinstance(prompt, str) else tuple(dict(m) for m in prompt)
+        return PreferencePair(prompt, chosen, rejected, meta)
+    if not (_is_messages(chosen) and _is_messages(rejected)):
+        raise ValueError(f"row {index}: 'chosen' and 'rejected' must both be text or both be chat messages")
+    if prompt is None:  # whole conversations: the shared prefix is the prompt
+        shared = 0
+        while shared < min(len(chosen), len(rejected)) - 1 and chosen[shared] == rejected[shared]:
+            shared += 1
+        prompt, chosen, rejected = chosen[:shared], chosen[shared:], rejected[shared:]
+        if not prompt:
+            raise ValueError(f"row {index}: the chosen and rejected conversations share no prompt")
+    elif isinstance(prompt, str):
+        prompt = [{"role": "user", "content": prompt}]
+    elif not _is_messages(prompt):
+        raise ValueError(f"row {index}: 'prompt' must be text or chat messages")
+    return PreferencePair(tuple(dict(m) for m in prompt), _assistant_text(chosen), _assistant_text(rejected), meta)
+
+
+def load_pairs(
+    source: str, *, split: str = "train", data_files: str | Sequence[str] | None = None
+) -> list[PreferencePair]:
+    """Pairs from local files (``.jsonl``, ``.json``, ``.parquet``, ``.csv``) or a hub dataset id.
+
+    Local files and ``data_files`` go through ``datasets.load_dataset`` with the
+    matching builder; anything else is taken as a hub id (this needs network).
+    """
+    try:
+        from datasets import load_dataset
+    except ImportError as exc:
+        raise ImportError("loading preference data needs datasets: pip install 'rlvr[data]'") from exc
+    builders = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+    path = Path(source)
+    if data_files is None and path.suffix in builders:
+        if not path.exists():
+            raise FileNotFoundError(f"preference data {source} does not exist")
+        dataset = load_dataset(builders[path.suffix], data_files=str(path), split="train")
+    elif data_files is not None:
+        dataset = load_dataset(source, data_files=data_files, split=split)
+    else:
+        dataset = load_dataset(source, split=split)
+    pairs = [pair_from_row(row, i) for i, row in enumerate(dataset)]
+    if not pairs:
+        raise ValueError(f"{source} holds no preference pairs")
+    return pairs
+
+
+def save_pairs(pairs: Sequence[PreferencePair], path: str | Path) -> Path:
+    """Write ``pairs`` as JSON lines in the format :func:`load_pairs` reads."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as f:
+        for pair in pairs:
+            f.write(json.dumps(pair.to_row()) + "\n")
+    return path
+
+
+def split_pairs(pairs: Sequence[PreferencePair], held_out: float, seed: int = 0) -> tuple[list, list]:
+    """``(train, held_out)`` by prompt, so no prompt's pairs land on both sides."""
+    prompts = sorted({json.dumps(p.to_row()["prompt"]) for p in pairs})
+    rng = np.random.default_rng(seed)
+    test_prompts = set(rng.permutation(prompts)[: round(held_out * len(prompts))].tolist())
+    train = [p for p in pairs if json.dumps(p.to_row()["prompt"]) not in test_prompts]
+    return train, [p for p in pairs if json.dumps(p.to_row()["prompt"]) in test_prompts]
+
+
+def pairs_from_env(
+    engine: Any,
+    env: Any,
+    problems: Sequence[Problem],
+    *,
+    n: int = 8,
+    max_new_tokens: int = 48,
+    temperature: float = 1.0,
+    pairs_per_prompt: int = 4,
+    seed: int = 0,
+    batch_prompts: int = 4,
+) -> list[PreferencePair]:
+    """Sample ``n`` completions per problem, score them through the environment
+    (``BatchedEnv``), and pair a higher-reward completion (chosen) with a
+    lower-reward one (rejected), at most ``pairs_per_prompt`` per problem.
+
+    Only scored samples count (a verifier error or an unscorable reference says
+    nothing about the completion), equal rewards make no pair, and identical
+    texts are never paired. Problems whose samples all score alike give none.
+    """
+    from rlvr.rollout import SamplingParams
+
+    rng = np.random.default_rng(seed)
+    pairs: list[PreferencePair] = []
+    for start in range(0, len(problems), batch_prompts):
+        chunk = list(problems[start : start + batch_prompts])
+        params = SamplingParams(n=n, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed + start)
+        rollouts = engine.generate([p.prompt for p in chunk], params)
+        groups = [rollouts.texts[b * n : (b + 1) * n] for b in range(len(chunk))]
+        result = env.step(chunk, groups, on_error="record")
+        for b, problem in enumerate(chunk):
+            scored = [(float(result.rewards[b][g]), groups[b][g]) for g in range(n) if result.scored[b][g]]
+            candidates = [
+                (i, j) for i, (ri, ti) in enumerate(scored) for j, (rj, tj) in enumerate(scored) if ri > rj and ti != tj
+            ]
+            seen: set[tuple[str, str]] = set()
+            for k in rng.permutation(len(candidates)):
+                i, j = candidates[k]
+                key = (scored[i][1], scored[j][1])
+                if key in seen:
+                    continue
+                seen.add(key)
+                pairs.append(
+                    PreferencePair(
+                        problem.prompt,
+                        scored[i][1],
+                        scored[j][1],
+                        {"problem_id": problem.id, "chosen_reward": scored[i][0], "rejected_reward": scored[j][0]},
+                    )
+                )
+                if len(seen) >= pairs_per_prompt:
+                    break
+    return pairs

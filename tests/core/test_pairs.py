@@ -1,0 +1,88 @@
+"""Preference pairs: the three row formats, loading through datasets, splits, pairs made from an environment."""
+
+import json
+
+import pytest
+from toymodels import char_tokenizer, tiny_llama, toy_env
+
+from rlvr.evaluation import distinct_problems
+from rlvr.pairs import PreferencePair, load_pairs, pair_from_row, pairs_from_env, save_pairs, split_pairs
+from rlvr.rollout import TransformersEngine
+
+
+def test_text_rows():
+    pair = pair_from_row({"prompt": "2+2?", "chosen": "4", "rejected": "5"})
+    assert pair == PreferencePair("2+2?", "4", "5")
+
+
+def test_message_rows_with_and_without_an_explicit_prompt():
+    user = {"role": "user", "content": "2+2?"}
+    explicit = pair_from_row(
+        {
+            "prompt": [user],
+            "chosen": [{"role": "assistant", "content": "4"}],
+            "rejected": [{"role": "assistant", "content": "5"}],
+        }
+    )
+    implicit = pair_from_row(
+        {
+            "chosen": [user, {"role": "assistant", "content": "4"}],
+            "rejected": [user, {"role": "assistant", "content": "5"}],
+        }
+    )
+    assert explicit.prompt == implicit.prompt == ({"role": "user", "content": "2+2?"},)
+    assert (explicit.chosen, explicit.rejected) == (implicit.chosen, implicit.rejected) == ("4", "5")
+
+
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ({"prompt": "x", "chosen": "a"}, "needs 'chosen' and 'rejected'"),
+        ({"chosen": "a", "rejected": "b"}, "need a 'prompt'"),
+        ({"prompt": "x", "chosen": "a", "rejected": [{"role": "assistant", "content": "b"}]}, "both be text"),
+        (
+            {"chosen": [{"role": "assistant", "content": "a"}], "rejected": [{"role": "assistant", "content": "b"}]},
+            "share no prompt",
+        ),
+    ],
+)
+def test_malformed_rows_say_which_and_why(row, message):
+    with pytest.raises(ValueError, match=message):
+        pair_from_row(row, 7)
+
+
+def test_save_then_load_through_datasets(tmp_path):
+    pairs = [PreferencePair(f"p{i}", f"good {i}", f"bad {i}", {"problem_id": str(i)}) for i in range(5)]
+    path = save_pairs(pairs, tmp_path / "pairs.jsonl")
+    assert json.loads(path.read_text().splitlines()[0])["chosen"] == "good 0"
+    assert load_pairs(str(path)) == pairs
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_pairs(str(tmp_path / "missing.jsonl"))
+    (tmp_path / "empty.jsonl").write_text('{"prompt": "x", "chosen": "a"}\n')
+    with pytest.raises(ValueError, match="row 0"):
+        load_pairs(str(tmp_path / "empty.jsonl"))
+
+
+def test_split_keeps_each_prompt_on_one_side():
+    pairs = [PreferencePair(f"p{i % 10}", f"a{i}", f"b{i}") for i in range(40)]
+    train, test = split_pairs(pairs, 0.3, seed=1)
+    assert len(train) + len(test) == 40 and len(test) == 12
+    assert not {p.prompt for p in train} & {p.prompt for p in test}
+
+
+def test_pairs_from_env_prefer_the_higher_reward():
+    tok = char_tokenizer()
+    engine = TransformersEngine(tiny_llama(len(tok)), tok, chat_template=False)
+    env = toy_env()
+    problems = distinct_problems(env, 6, seed=0)
+    pairs = pairs_from_env(engine, env, problems, n=8, max_new_tokens=4, pairs_per_prompt=3)
+    assert pairs, "a random tiny model's samples differ in reward"
+    for pair in pairs:
+        assert pair.meta["chosen_reward"] > pair.meta["rejected_reward"] and pair.chosen != pair.rejected
+        problem = next(p for p in problems if p.id == pair.meta["problem_id"])
+        rescored = env.step([problem], [[pair.chosen, pair.rejected]]).rewards[0]
+        assert rescored[0] > rescored[1]
+    per_prompt = {}
+    for pair in pairs:
+        per_prompt[pair.meta["problem_id"]] = per_prompt.get(pair.meta["problem_id"], 0) + 1
+    assert max(per_prompt.values()) <= 3
