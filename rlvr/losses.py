@@ -71,6 +71,7 @@ def ppo_clip_loss(
     mask: Tensor,
     clip_eps: float = 0.2,
     clip_eps_high: float | None = None,
+    weights: Tensor | None = None,
     **agg,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """PPO's clipped surrogate (ref 004, "Clipping objective"), negated to minimise:
@@ -79,8 +80,9 @@ def ppo_clip_loss(
     ``rho_t = exp(logp_t - old_logp_t)``. ``clip_eps_high`` defaults to ``clip_eps``
     (DAPO's "clip-higher" raises it).
 
-    logp, old_logp, mask: ``[N, T]``; advantages ``[N]`` or ``[N, T]``.
-    Stats: ``clip_fraction`` (tokens where the clipped term is the one taken),
+    logp, old_logp, mask: ``[N, T]``; advantages ``[N]`` or ``[N, T]``. weights:
+    optional ``[N, T]`` per-token multipliers without gradient (truncated importance
+    sampling, :mod:`rlvr.mismatch`). Stats: ``clip_fraction`` (tokens where the clipped term is the one taken),
     ``approx_kl`` (k3 estimate of KL(pi_old || pi), over masked tokens), ``ratio_mean``.
     """
     adv = advantages[:, None] if advantages.dim() == 1 else advantages
@@ -89,7 +91,10 @@ def ppo_clip_loss(
     ratio = torch.exp(log_ratio)
     unclipped = ratio * adv
     clipped = torch.clamp(ratio, 1.0 - clip_eps, 1.0 + eps_high) * adv
-    loss = aggregate(-torch.minimum(unclipped, clipped), mask, **agg)
+    per_token = -torch.minimum(unclipped, clipped)  # [N, T]
+    if weights is not None:
+        per_token = per_token * weights.detach()
+    loss = aggregate(per_token, mask, **agg)
     with torch.no_grad():
         m = mask.to(logp.dtype)
         n = m.sum().clamp(min=1)

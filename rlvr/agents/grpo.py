@@ -21,6 +21,7 @@ from rlvr.advantages import group_normalized_advantages, masked_mean
 from rlvr.agents.base import Experience, Stats, micro_batches, minibatches, optimizer_step, rollout_metrics
 from rlvr.kl import KLEstimator, kl_controller, kl_estimate, kl_penalty_loss
 from rlvr.losses import Aggregation, aggregate, ppo_clip_loss
+from rlvr.mismatch import TISLevel, mismatch_stats, tis_weights
 from rlvr.policy import Policy, reference_logprobs
 
 __all__ = ["GRPO", "GRPOConfig"]
@@ -45,6 +46,11 @@ class GRPOConfig:
         micro_batch_size: sequences per forward/backward (memory bound).
         aggregation / aggregation_constant: see :mod:`rlvr.losses`.
         max_grad_norm: gradient clipping (None: off).
+        tis / tis_cap: truncated importance sampling on ``pi_old / mu`` (the rollout
+            engine's log-probs), ``"token"`` or ``"sequence"`` level, capped (see
+            :mod:`rlvr.mismatch`). Off by default: with the ``transformers`` engine the
+            sampler is the trained model itself and the gap is numerical noise; turn
+            it on with vLLM rollouts. The gap is logged either way.
     """
 
     clip_eps: float = 0.2
@@ -62,8 +68,12 @@ class GRPOConfig:
     aggregation: Aggregation = "token_mean"
     aggregation_constant: float | None = None
     max_grad_norm: float | None = 1.0
+    tis: TISLevel = "off"
+    tis_cap: float = 2.0
 
     def __post_init__(self) -> None:
+        if self.tis not in ("off", "token", "sequence"):
+            raise ValueError(f"tis must be 'off', 'token' or 'sequence', got {self.tis!r}")
         if self.kl_placement not in ("loss", "reward"):
             raise ValueError(f"kl_placement must be 'loss' or 'reward', got {self.kl_placement!r}")
         if self.unscored not in ("exclude", "zero"):
@@ -117,7 +127,7 @@ class GRPO:
         metrics["zero_std_groups"] = float(len(torch.unique(exp.group[zero_std]))) if zero_std.any() else 0.0
         metrics["zero_std_group_fraction"] = metrics["zero_std_groups"] / max(n_groups, 1)
 
-        stats = Stats()
+        stats, mismatch = Stats(), Stats()
         for _ in range(cfg.epochs):
             for mb in minibatches(len(exp), cfg.minibatch_size, self.generator):
                 agg = dict(
@@ -132,7 +142,14 @@ class GRPO:
                     )
                     old = logp.detach() if old_logp is None else old_logp[micro]
                     m = mask[micro]
-                    loss, st = ppo_clip_loss(logp, old, advantages[micro], m, cfg.clip_eps, cfg.clip_eps_high, **agg)
+                    weights = None
+                    if exp.sampler_logprobs is not None:  # the rollout engine's mu: measure (and correct) the gap
+                        sampler = exp.sampler_logprobs[micro]
+                        weights = tis_weights(old, sampler, m, cfg.tis, cfg.tis_cap)
+                        mismatch.add(mismatch_stats(old, sampler, m, weights, cfg.tis_cap), weight=float(m.sum()))
+                    loss, st = ppo_clip_loss(
+                        logp, old, advantages[micro], m, cfg.clip_eps, cfg.clip_eps_high, weights=weights, **agg
+                    )
                     if beta > 0 and cfg.kl_placement == "loss":
                         kl_tokens = kl_penalty_loss(logp, ref_logp[micro], m, cfg.kl_estimator)
                         loss = loss + beta * aggregate(kl_tokens, m, **agg)
@@ -145,6 +162,7 @@ class GRPO:
                 stats.add({"grad_norm": optimizer_step(self.optimizer, policy.parameters(), cfg.max_grad_norm)})
 
         metrics.update(stats.means())
+        metrics.update(mismatch.means())
         metrics["advantage_abs_mean"] = float(advantages.abs().mean())
         metrics["beta"] = beta
         self.kl_ctl.update(metrics.get("kl_ref", 0.0))

@@ -21,6 +21,7 @@ from rlvr.advantages import gae, masked_mean, masked_var, whiten
 from rlvr.agents.base import Experience, Stats, micro_batches, minibatches, optimizer_step, rollout_metrics
 from rlvr.kl import KLEstimator, kl_controller, kl_estimate, shaped_token_rewards
 from rlvr.losses import Aggregation, entropy_bonus, ppo_clip_loss, value_loss
+from rlvr.mismatch import TISLevel, mismatch_stats, tis_weights
 from rlvr.policy import Critic, Policy, reference_logprobs
 
 __all__ = ["PPO", "PPOConfig"]
@@ -37,6 +38,7 @@ class PPOConfig:
     whiten_advantages: normalise advantages over the batch.
     epochs, minibatch_size, micro_batch_size, aggregation, max_grad_norm: as in GRPO.
     unscored: ``"exclude"`` or ``"zero"``.
+    tis, tis_cap: truncated importance sampling on ``pi_old / mu`` (see GRPOConfig and :mod:`rlvr.mismatch`).
     """
 
     clip_eps: float = 0.2
@@ -57,8 +59,12 @@ class PPOConfig:
     aggregation_constant: float | None = None
     max_grad_norm: float | None = 1.0
     unscored: str = "exclude"
+    tis: TISLevel = "off"
+    tis_cap: float = 2.0
 
     def __post_init__(self) -> None:
+        if self.tis not in ("off", "token", "sequence"):
+            raise ValueError(f"tis must be 'off', 'token' or 'sequence', got {self.tis!r}")
         if self.unscored not in ("exclude", "zero"):
             raise ValueError(f"unscored must be 'exclude' or 'zero', got {self.unscored!r}")
         if self.epochs < 1 or self.micro_batch_size < 1:
@@ -104,6 +110,11 @@ class PPO:
         residual_var = masked_var(returns - old_values, mask)
         metrics["explained_variance"] = float(1.0 - residual_var / masked_var(returns, mask).clamp(min=1e-8))
 
+        weights = None
+        if exp.sampler_logprobs is not None:  # the rollout engine's mu: measure (and correct) the gap
+            weights = tis_weights(old_logp, exp.sampler_logprobs, mask, cfg.tis, cfg.tis_cap)  # [N, T]
+            metrics.update(mismatch_stats(old_logp, exp.sampler_logprobs, mask, weights, cfg.tis_cap))
+
         stats = Stats()
         for _ in range(cfg.epochs):
             for mb in minibatches(len(exp), cfg.minibatch_size, self.generator):
@@ -119,8 +130,9 @@ class PPO:
                         ids, att, exp.prompt_len, with_entropy=True, entropy_grad=cfg.entropy_coef > 0
                     )
                     pg_loss, st = ppo_clip_loss(
-                        logp, old_logp[micro], advantages[micro], m, cfg.clip_eps, cfg.clip_eps_high, **agg
-                    )
+                        logp, old_logp[micro], advantages[micro], m, cfg.clip_eps, cfg.clip_eps_high,
+                        weights=None if weights is None else weights[micro], **agg,
+                    )  # fmt: skip
                     ent_loss, ent_stats = entropy_bonus(entropy, m, **agg)
                     values = critic(ids, att, exp.prompt_len)
                     v_loss, v_stats = value_loss(
