@@ -31,12 +31,16 @@ parser.add_argument("--epochs", type=int, default=1)
 parser.add_argument("--batch-size", type=int, default=8, help="pairs per optimiser step")
 parser.add_argument("--lr", type=float, default=5e-6)
 parser.add_argument("--held-out", type=float, default=0.2, help="share of prompts kept for evaluation")
+parser.add_argument("--eval-pairs", help="held-out pairs from their own file (instead of --held-out)")
 parser.add_argument("--no-chat-template", action="store_true")
 parser.add_argument("--seed", type=int, default=0)
 args = parser.parse_args()
 torch.manual_seed(args.seed)
 
-train, test = split_pairs(load_pairs(args.pairs), args.held_out, seed=args.seed)
+if args.eval_pairs:
+    train, test = load_pairs(args.pairs), load_pairs(args.eval_pairs)
+else:
+    train, test = split_pairs(load_pairs(args.pairs), args.held_out, seed=args.seed)
 model, tokenizer = load_model_and_tokenizer(args.model, device="auto")
 mixed = pick_autocast("auto", next(model.parameters()).device)
 policy = Policy(model, autocast=mixed)

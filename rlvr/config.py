@@ -70,14 +70,20 @@ class RolloutConfig:
     0.4, and held-out accuracy after 100 steps was 0.58 to 0.64 at 0.5 against 0.54
     at 1.0 and 0.23 at 0.7 (a sweep on a GPU, docs/training.md). The policy's
     log-probabilities use the same temperature. top_p stays 1.0 for RL (see
-    docs/agents.md)."""
+    docs/agents.md). engine: "transformers" samples with the trained model itself;
+    "vllm" runs a colocated vLLM engine synced after every update (docs/vllm.md),
+    with vllm_gpu_memory_utilization its share of a GPU, vllm_kv_cache_gib a fixed
+    KV cache (default 1 GiB on a CPU), vllm_max_model_len prompt + completion tokens."""
 
-    engine: Literal["transformers"] = "transformers"
+    engine: Literal["transformers", "vllm"] = "transformers"
     prompts_per_step: int = 4
     group_size: int = 8
     max_new_tokens: int = 48
     temperature: float = 0.5
     top_p: float = 1.0
+    vllm_gpu_memory_utilization: float = 0.3
+    vllm_kv_cache_gib: float | None = None
+    vllm_max_model_len: int = 2048
 
 
 @dataclass(frozen=True)

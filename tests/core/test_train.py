@@ -188,6 +188,7 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly(tiny, tmp_path):
         (["eval", "--model", "x", "--env", "rlvr/Nope-v0"], "unknown environment"),
         (["plot", "/no/such/run"], "metrics.jsonl does not exist"),
         (["train", "model.device=cuda:7"], "no CUDA GPU"),
+        (["train", "rollout.engine=vllm"], "needs vLLM"),
     ],
 )
 def test_bad_input_stops_before_any_work_with_one_line(args, message, tmp_path):
