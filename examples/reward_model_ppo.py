@@ -64,7 +64,10 @@ held_out = distinct_problems(test_env, args.eval_problems, seed=1)
 
 
 def accuracy() -> float:
-    return evaluate(engine, test_env, held_out, max_new_tokens=args.max_new_tokens).accuracy
+    report = evaluate(engine, test_env, held_out, max_new_tokens=args.max_new_tokens)
+    parts = "  ".join(f"{k} {v:.3f}" for k, v in report.components.items())
+    print(f"  rule-based verifier on {report.n} held-out problems: accuracy {report.accuracy:.3f}  {parts}", flush=True)
+    return report.accuracy
 
 
 before = accuracy()
