@@ -9,7 +9,8 @@ tokens `--repeats` times after one warm-up batch; the report gives the median
 seconds per batch and generated tokens per second (EOS counted, padding not),
 and the ratio vLLM / transformers. Engines alternate within each repeat, so
 machine noise hits both alike. With `--train`, `rlvr train` runs `--steps` steps
-with each engine (its `time/*` metrics, median after the first step).
+with each engine (its `time/*` metrics and the log-prob gap `mismatch/logp_abs_diff`,
+median after the first step).
 """
 
 import argparse
@@ -91,11 +92,11 @@ if args.train:
             rows = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
             steps = [r for r in rows if "time/step" in r][1:]
             report[f"train_{name}"] = {
-                k: round(statistics.median(r[k] for r in steps), 2)
-                for k in ("time/rollout", "time/update", "time/sync", "time/step")
+                k: round(statistics.median(r[k] for r in steps), 4)
+                for k in ("time/rollout", "time/update", "time/sync", "time/step", "mismatch/logp_abs_diff")
             }
             print(
-                f"train step with {name:12}: " + "  ".join(f"{k} {v:.2f} s" for k, v in report[f"train_{name}"].items())
+                f"train step with {name:12}: " + "  ".join(f"{k} {v:.3f}" for k, v in report[f"train_{name}"].items())
             )
     step_ratio = report["train_vllm"]["time/step"] / report["train_transformers"]["time/step"]
     report["train_step_vllm_over_transformers"] = round(step_ratio, 2)

