@@ -60,7 +60,7 @@ def encode_completions(
     max_completion_tokens: int = 256,
     device: torch.device | str = "cpu",
 ) -> tuple[Tensor, Tensor, int, Tensor]:
-    """Given texts in the rollout layout, for teacher-forced log-probs (DPO, SFT):
+    """Prompts and completions in the rollout layout, for teacher-forced log-probs (DPO, SFT):
     ``input_ids``, ``attention_mask`` ``[N, P + T]`` (prompt left-padded and cut from
     the left, ``completion + EOS`` right-padded and cut from the right), ``prompt_len``
     P and ``completion_mask`` ``[N, T]``."""
