@@ -150,36 +150,27 @@ def pairs_from_env(
     nothing about the completion), equal rewards make no pair, and identical
     texts are never paired. Problems whose samples all score alike give none.
     """
-    from rlvr.rollout import SamplingParams
+    from rlvr.rejection import sample_and_score
 
+    scored = sample_and_score(
+        engine, env, problems, n=n, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
+        batch_prompts=batch_prompts,
+    )  # fmt: skip
     rng = np.random.default_rng(seed)
     pairs: list[PreferencePair] = []
-    for start in range(0, len(problems), batch_prompts):
-        chunk = list(problems[start : start + batch_prompts])
-        params = SamplingParams(n=n, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed + start)
-        rollouts = engine.generate([p.prompt for p in chunk], params)
-        groups = [rollouts.texts[b * n : (b + 1) * n] for b in range(len(chunk))]
-        result = env.step(chunk, groups, on_error="record")
-        for b, problem in enumerate(chunk):
-            scored = [(float(result.rewards[b][g]), groups[b][g]) for g in range(n) if result.scored[b][g]]
-            candidates = [
-                (i, j) for i, (ri, ti) in enumerate(scored) for j, (rj, tj) in enumerate(scored) if ri > rj and ti != tj
-            ]
-            seen: set[tuple[str, str]] = set()
-            for k in rng.permutation(len(candidates)):
-                i, j = candidates[k]
-                key = (scored[i][1], scored[j][1])
-                if key in seen:
-                    continue
-                seen.add(key)
-                pairs.append(
-                    PreferencePair(
-                        problem.prompt,
-                        scored[i][1],
-                        scored[j][1],
-                        {"problem_id": problem.id, "chosen_reward": scored[i][0], "rejected_reward": scored[j][0]},
-                    )
-                )
-                if len(seen) >= pairs_per_prompt:
-                    break
+    for problem, texts, rewards in zip(scored.problems, scored.texts, scored.rewards, strict=True):
+        kept = [(float(r), t) for r, t in zip(rewards, texts, strict=True) if np.isfinite(r)]  # scored samples only
+        candidates = [
+            (i, j) for i, (ri, ti) in enumerate(kept) for j, (rj, tj) in enumerate(kept) if ri > rj and ti != tj
+        ]
+        seen: set[tuple[str, str]] = set()
+        for k in rng.permutation(len(candidates)):
+            i, j = candidates[k]
+            if (kept[i][1], kept[j][1]) in seen:
+                continue
+            seen.add((kept[i][1], kept[j][1]))
+            meta = {"problem_id": problem.id, "chosen_reward": kept[i][0], "rejected_reward": kept[j][0]}
+            pairs.append(PreferencePair(problem.prompt, kept[i][1], kept[j][1], meta))
+            if len(seen) >= pairs_per_prompt:
+                break
     return pairs
