@@ -33,7 +33,7 @@ def _stats(chosen: Tensor, rejected: Tensor, loss: Tensor) -> dict[str, float]:
         "rewards/chosen": float(chosen.mean()),
         "rewards/rejected": float(rejected.mean()),
         "rewards/margin": float((chosen - rejected).mean()),
-        "rewards/accuracy": float((chosen > rejected).float().mean()),
+        "rewards/accuracy": implicit_accuracy(chosen, rejected),
     }
 
 
