@@ -6,11 +6,15 @@ the same reward. rlvr's step is split into rollout, scoring and update.
 
     pip install -e ".[dev,bench]" torch==2.13.0
     python benchmarks/step_time.py --steps 5            # prints medians and the ratio
+    python benchmarks/step_time.py --engine vllm        # rlvr's rollouts through vLLM (docs/vllm.md)
 
 Each framework runs one warm-up step first (not counted). TRL runs on its own
 defaults apart from what the workload fixes (notably gradient checkpointing on
 and bf16 as it chooses); rlvr runs on its defaults (bf16 autocast where the CPU
-has it). Machines are shared and noisy: compare the medians of the same run only.
+has it). With ``--engine vllm`` rlvr samples with a colocated vLLM engine and
+syncs its weights after every update (the sync is timed inside the step); TRL keeps
+its default ``transformers`` generation. Machines are shared and noisy: compare the
+medians of the same run only.
 """
 
 from __future__ import annotations
@@ -31,14 +35,20 @@ from rlvr.rollout import SamplingParams, TransformersEngine
 PROMPTS, GROUP, NEW_TOKENS, BETA, LR = 4, 8, 64, 0.04, 1e-6
 
 
-def rlvr_steps(model_name: str, steps: int) -> dict[str, list[float]]:
+def rlvr_steps(model_name: str, steps: int, engine_name: str = "transformers") -> dict[str, list[float]]:
     torch.manual_seed(0)
     model, tokenizer = load_model_and_tokenizer(model_name)
     mixed = pick_autocast("auto")
     policy = Policy(model, autocast=mixed)
     reference = Policy(copy.deepcopy(model).eval().requires_grad_(False), autocast=mixed)
     agent = GRPO(policy, torch.optim.AdamW(model.parameters(), lr=LR), GRPOConfig(beta=BETA), reference)
-    engine = TransformersEngine(model, tokenizer, autocast=mixed)
+    if engine_name == "vllm":
+        from rlvr.vllm_engine import VLLMEngine
+
+        dtype = "bfloat16" if mixed == torch.bfloat16 else "float32"
+        engine = VLLMEngine(resolve_model_path(model_name), tokenizer, dtype=dtype, seed=0)
+    else:
+        engine = TransformersEngine(model, tokenizer, autocast=mixed)
     env = rlvr.BatchedEnv(rlvr.make("rlvr/Arithmetic-v0"))
     env.reset(1, seed=0)
     times: dict[str, list[float]] = {"rollout": [], "scoring": [], "update": [], "step": []}
@@ -54,12 +64,13 @@ def rlvr_steps(model_name: str, steps: int) -> dict[str, list[float]]:
         )
         t2 = time.perf_counter()
         agent.update(Experience.from_rollouts(rollouts, torch.as_tensor(result.rewards).flatten()))
+        engine.sync_weights(model)  # a no-op for the transformers engine, which samples from `model` itself
         t3 = time.perf_counter()
         if step > 0:  # the first step warms up kernels and caches
             for key, value in zip(times, (t1 - t0, t2 - t1, t3 - t2, t3 - t0), strict=True):
                 times[key].append(value)
         print(
-            f"rlvr step {step}: {t3 - t0:.1f}s (rollout {t1 - t0:.1f}, scoring {t2 - t1:.2f}, update {t3 - t2:.1f})",
+            f"rlvr step {step}: {t3 - t0:.1f}s (rollout {t1 - t0:.1f}, scoring {t2 - t1:.2f}, update+sync {t3 - t2:.1f})",
             flush=True,
         )
     return times
@@ -124,14 +135,15 @@ def main() -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--steps", type=int, default=5, help="measured steps per framework (after one warm-up)")
     parser.add_argument("--skip-trl", action="store_true")
+    parser.add_argument("--engine", choices=["transformers", "vllm"], default="transformers", help="rlvr's rollouts")
     args = parser.parse_args()
     print(
         f"workload: {PROMPTS} prompts x {GROUP} completions x {NEW_TOKENS} new tokens, {args.model}, beta {BETA}, torch threads {torch.get_num_threads()}"
     )
-    ours = rlvr_steps(args.model, args.steps)
+    ours = rlvr_steps(args.model, args.steps, args.engine)
     med = {k: statistics.median(v) for k, v in ours.items()}
     print(
-        f"rlvr median s/step: {med['step']:.1f} (rollout {med['rollout']:.1f}, scoring {med['scoring']:.2f}, update {med['update']:.1f})"
+        f"rlvr ({args.engine} rollouts) median s/step: {med['step']:.1f} (rollout {med['rollout']:.1f}, scoring {med['scoring']:.2f}, update+sync {med['update']:.1f})"
     )
     if not args.skip_trl:
         theirs = statistics.median(trl_steps(args.model, args.steps))

@@ -34,6 +34,10 @@ parser.add_argument("--group", type=int, default=8)
 parser.add_argument("--max-new-tokens", type=int, default=48)
 parser.add_argument("--temperature", type=float, default=0.5)
 parser.add_argument("--lr", type=float, default=1e-5)
+parser.add_argument(
+    "--lam", type=float, default=1.0, help="GAE trace decay (1: Monte-Carlo returns, critic as baseline)"
+)
+parser.add_argument("--critic", choices=["rm", "zero"], default="rm", help="start the critic from the RM, or at 0")
 parser.add_argument("--eval-problems", type=int, default=100)
 parser.add_argument("--no-chat-template", action="store_true")
 parser.add_argument("--seed", type=int, default=0)
@@ -50,17 +54,38 @@ chat = not args.no_chat_template
 rm_reward = RewardModelVerifier((rm, rm_tokenizer), normalize=True, clip=3.0, chat_template=chat)
 policy = Policy(model, temperature=args.temperature, autocast=mixed)
 reference = Policy(copy.deepcopy(model).eval().requires_grad_(False), temperature=args.temperature, autocast=mixed)
-critic = Critic.from_reward_model(rm, autocast=mixed)  # values start at the RM's score of each prefix
-agent = PPO(
-    policy, torch.optim.AdamW(model.parameters(), lr=args.lr),
-    critic, torch.optim.AdamW(critic.parameters(), lr=args.lr), PPOConfig(), reference,
-)  # fmt: skip
-
-# Train against the reward model; measure with the rule-based verifier on held-out problems.
 engine = TransformersEngine(model, tokenizer, chat_template=chat, autocast=mixed)
 train_env = rlvr.BatchedEnv(rlvr.make(args.env, split="train", reward=rm_reward))
 test_env = rlvr.BatchedEnv(rlvr.make(args.env, split="test"))
 held_out = distinct_problems(test_env, args.eval_problems, seed=1)
+B, G = args.prompts, args.group
+
+
+def sample_and_score(problems, seed):
+    params = SamplingParams(n=G, max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=seed)
+    rollouts = engine.generate([p.prompt for p in problems], params)
+    return rollouts, train_env.step(
+        problems, [rollouts.texts[b * G : (b + 1) * G] for b in range(B)], on_error="record"
+    )
+
+
+# One batch scored before training sets the normaliser's statistics, so the critic
+# copied from the RM can start on the normalised reward's scale (Critic.from_reward_model).
+train_env.reset(1, seed=args.seed)
+sample_and_score(train_env.reset(B), seed=args.steps)  # a seed no training step uses
+if args.critic == "rm":  # values start at the RM's (normalised) score of each prefix
+    critic = Critic.from_reward_model(rm, autocast=mixed, mean=rm_reward.moments.mean, std=rm_reward.moments.std)
+else:
+    critic = Critic(copy.deepcopy(model), autocast=mixed)
+# lam=1 by default: with GAE's lam < 1 the advantage of early tokens rests on the
+# critic's values of prefixes, which are not yet fitted to returns in a short run.
+config = PPOConfig(lam=args.lam)
+agent = PPO(
+    policy, torch.optim.AdamW(model.parameters(), lr=args.lr),
+    critic, torch.optim.AdamW(critic.parameters(), lr=args.lr), config, reference,
+)  # fmt: skip
+
+# Train against the reward model; measure with the rule-based verifier on held-out problems.
 
 
 def accuracy() -> float:
@@ -72,18 +97,15 @@ def accuracy() -> float:
 
 before = accuracy()
 print(f"held-out accuracy (rule-based verifier) before: {before:.3f}")
-train_env.reset(1, seed=args.seed)
-B, G = args.prompts, args.group
 for step in range(args.steps):
-    problems = train_env.reset(B)
-    params = SamplingParams(n=G, max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=step)
-    rollouts = engine.generate([p.prompt for p in problems], params)
-    result = train_env.step(problems, [rollouts.texts[b * G : (b + 1) * G] for b in range(B)], on_error="record")
+    rollouts, result = sample_and_score(train_env.reset(B), seed=step)
     rewards, scored = torch.as_tensor(result.rewards).flatten(), torch.as_tensor(result.scored).flatten()
+    raw = [info["details"]["raw_score"] for row in result.infos for info in row if info["scored"]]
     metrics = agent.update(Experience.from_rollouts(rollouts, rewards, scored))
     print(
-        f"step {step:3d}  rm reward {metrics['reward_mean']:+.3f}  kl {metrics.get('kl_ref', 0.0):.4f}  "
-        f"value loss {metrics.get('value_loss', 0.0):.3f}  len {metrics['response_length']:.1f}",
+        f"step {step:3d}  rm score {sum(raw) / max(len(raw), 1):+.3f} (normalised {metrics['reward_mean']:+.3f})  "
+        f"kl {metrics.get('kl_ref', 0.0):.4f}  value loss {metrics.get('value_loss', 0.0):.3f}  "
+        f"explained var {metrics.get('explained_variance', 0.0):+.2f}  len {metrics['response_length']:.1f}",
         flush=True,
     )
 print(f"held-out accuracy (rule-based verifier) before {before:.3f}, after {args.steps} steps {accuracy():.3f}")

@@ -166,13 +166,29 @@ class Critic(nn.Module):
             nn.init.zeros_(self.head.bias)
 
     @classmethod
-    def from_reward_model(cls, reward_model: nn.Module, autocast: torch.dtype | None = None) -> Critic:
+    def from_reward_model(
+        cls, reward_model: nn.Module, autocast: torch.dtype | None = None, mean: float = 0.0, std: float = 1.0
+    ) -> Critic:
         """A critic whose trunk and head start as a copy of a reward model's (ref 002,
         InstructGPT: "the value function is initialized from the RM"), so its first
-        values are the RM's score of each prefix instead of 0. The RM is not changed."""
+        values are the RM's score of each prefix instead of 0. The RM is not changed.
+
+        ``mean`` and ``std``: when the policy is rewarded with the RM's score
+        normalised as ``(score - mean) / std`` (the ``reward-model`` verifier's
+        ``normalize``), pass the same statistics so that the critic's values are on
+        the reward's scale; the head is rescaled to ``(head(h) - mean) / std``.
+        Without this the values are in raw RM units, and GAE's ``V(s_{t+1}) - V(s_t)``
+        terms, many times larger than the normalised reward, drown it.
+        """
         import copy
 
-        return cls(copy.deepcopy(reward_model.trunk), autocast, head=copy.deepcopy(reward_model.head))
+        if std <= 0:
+            raise ValueError(f"std must be > 0, got {std}")
+        head = copy.deepcopy(reward_model.head)
+        with torch.no_grad():
+            head.weight.div_(std)
+            head.bias.sub_(mean).div_(std)
+        return cls(copy.deepcopy(reward_model.trunk), autocast, head=head)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor, prompt_len: int) -> Tensor:
         full_width = input_ids.shape[1] - prompt_len

@@ -92,3 +92,15 @@ def test_critic_from_reward_model_starts_at_the_rm_score_and_is_a_copy():
     assert values[0, 2].item() == pytest.approx(rm_at_prefix.item(), abs=1e-5)
     critic.head.bias.data.fill_(-3.0)
     assert rm.head.bias.item() == 0.5, "the critic trains its own copy"
+
+
+def test_critic_from_reward_model_on_the_normalised_reward_scale():
+    rm, tok = tiny_rm()
+    rm.head.bias.data.fill_(0.5)
+    ids, mask = encode(tok, ["abc"], ["de"], chat_template=False)
+    raw = Critic.from_reward_model(rm).values(ids, mask, 3)  # [1, 3]
+    scaled = Critic.from_reward_model(rm, mean=2.0, std=4.0).values(ids, mask, 3)  # [1, 3]
+    torch.testing.assert_close(scaled, (raw - 2.0) / 4.0, atol=1e-5, rtol=1e-5)
+    assert rm.head.bias.item() == 0.5 and rm.head.weight.abs().sum() > 0
+    with pytest.raises(ValueError, match="std must be > 0"):
+        Critic.from_reward_model(rm, std=0.0)
