@@ -6,7 +6,7 @@ the same reward. rlvr's step is split into rollout, scoring and update.
 
     pip install -e ".[dev,bench]" torch==2.13.0
     python benchmarks/step_time.py --steps 5            # prints medians and the ratio
-    python benchmarks/step_time.py --engine vllm        # rlvr's rollouts through vLLM (docs/vllm.md)
+    python benchmarks/step_time.py --engine transformers vllm   # both rlvr engines (vLLM: docs/vllm.md)
 
 Each framework runs one warm-up step first (not counted). TRL runs on its own
 defaults apart from what the workload fixes (notably gradient checkpointing on
@@ -135,20 +135,26 @@ def main() -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--steps", type=int, default=5, help="measured steps per framework (after one warm-up)")
     parser.add_argument("--skip-trl", action="store_true")
-    parser.add_argument("--engine", choices=["transformers", "vllm"], default="transformers", help="rlvr's rollouts")
+    parser.add_argument(
+        "--engine", nargs="+", choices=["transformers", "vllm"], default=["transformers"],
+        help="rlvr's rollout engine(s), each timed in turn",
+    )  # fmt: skip
     args = parser.parse_args()
     print(
         f"workload: {PROMPTS} prompts x {GROUP} completions x {NEW_TOKENS} new tokens, {args.model}, beta {BETA}, torch threads {torch.get_num_threads()}"
     )
-    ours = rlvr_steps(args.model, args.steps, args.engine)
-    med = {k: statistics.median(v) for k, v in ours.items()}
-    print(
-        f"rlvr ({args.engine} rollouts) median s/step: {med['step']:.1f} (rollout {med['rollout']:.1f}, scoring {med['scoring']:.2f}, update+sync {med['update']:.1f})"
-    )
+    medians = {}
+    for engine in args.engine:
+        med = {k: statistics.median(v) for k, v in rlvr_steps(args.model, args.steps, engine).items()}
+        medians[engine] = med["step"]
+        print(
+            f"rlvr ({engine} rollouts) median s/step: {med['step']:.1f} (rollout {med['rollout']:.1f}, scoring {med['scoring']:.2f}, update+sync {med['update']:.1f})"
+        )
     if not args.skip_trl:
         theirs = statistics.median(trl_steps(args.model, args.steps))
         print(f"TRL GRPOTrainer median s/step: {theirs:.1f}")
-        print(f"ratio rlvr / TRL: {med['step'] / theirs:.2f}")
+        for engine, ours in medians.items():
+            print(f"ratio rlvr ({engine} rollouts) / TRL: {ours / theirs:.2f}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,11 @@ The policy is rewarded only by the reward model (normalised, clipped); the
 held-out accuracy before and after is read by the environment's own rule-based
 verifier, which the policy never sees. The reward model and the policy must share
 a tokenizer, since the critic reads the policy's tokens.
+
+PPO learns what the pairs teach: pairs sampled from the untrained model only rank
+a box over no box, and PPO against them teaches the box and no sums. Add pairs
+from a policy that is sometimes right (``make-pairs --model CHECKPOINT``) for a
+reward model that also prefers right sums (docs/preference.md has the figures).
 """
 
 import argparse
@@ -39,6 +44,7 @@ parser.add_argument(
 )
 parser.add_argument("--critic", choices=["rm", "zero"], default="rm", help="start the critic from the RM, or at 0")
 parser.add_argument("--eval-problems", type=int, default=100)
+parser.add_argument("--out", help="save the trained policy here (a folder `rlvr eval --model` reads)")
 parser.add_argument("--no-chat-template", action="store_true")
 parser.add_argument("--seed", type=int, default=0)
 args = parser.parse_args()
@@ -92,6 +98,8 @@ def accuracy() -> float:
     report = evaluate(engine, test_env, held_out, max_new_tokens=args.max_new_tokens)
     parts = "  ".join(f"{k} {v:.3f}" for k, v in report.components.items())
     print(f"  rule-based verifier on {report.n} held-out problems: accuracy {report.accuracy:.3f}  {parts}", flush=True)
+    for sample in report.samples[:3]:
+        print(f"    {sample['prompt']!r} -> {sample['completion']!r} (reward {sample['reward']:.2f})")
     return report.accuracy
 
 
@@ -109,3 +117,7 @@ for step in range(args.steps):
         flush=True,
     )
 print(f"held-out accuracy (rule-based verifier) before {before:.3f}, after {args.steps} steps {accuracy():.3f}")
+if args.out:
+    model.save_pretrained(args.out)
+    tokenizer.save_pretrained(args.out)
+    print(f"policy saved: {args.out}")

@@ -47,11 +47,19 @@ def build_envs(cfg: RunConfig) -> tuple[rlvr.BatchedEnv, rlvr.BatchedEnv]:
     )
 
 
+def _adamw(parameters: Any, lr: float, cfg: RunConfig) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters, with the fused kernel where torch has one
+    (CPU and CUDA): for SmolLM2-135M on the 2-core CPU a step took 0.20 s fused
+    against 0.57 s for the default per-tensor loop."""
+    params = [p for p in parameters if p.requires_grad]
+    fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+    o = cfg.optim
+    return torch.optim.AdamW(params, lr=lr, betas=o.betas, weight_decay=o.weight_decay, fused=fused)
+
+
 def _agent(cfg: RunConfig, policy: Policy, reference: Policy | None, model: torch.nn.Module, mixed: torch.dtype | None):
     name, o = cfg.algorithm.name, cfg.optim
-    optimizer = torch.optim.AdamW(
-        [p for p in policy.parameters() if p.requires_grad], lr=o.lr, betas=o.betas, weight_decay=o.weight_decay
-    )
+    optimizer = _adamw(policy.parameters(), o.lr, cfg)
     optimizers: dict[str, Any] = {"policy": optimizer}
     if name == "grpo":
         agent = GRPO(policy, optimizer, cfg.algorithm.grpo, reference)
@@ -61,7 +69,7 @@ def _agent(cfg: RunConfig, policy: Policy, reference: Policy | None, model: torc
         critic = Critic(
             copy.deepcopy(model.get_base_model() if hasattr(model, "get_base_model") else model), autocast=mixed
         )
-        critic_opt = torch.optim.AdamW(critic.parameters(), lr=o.critic_lr, betas=o.betas, weight_decay=o.weight_decay)
+        critic_opt = _adamw(critic.parameters(), o.critic_lr, cfg)
         optimizers["critic"] = critic_opt
         agent = PPO(policy, optimizer, critic, critic_opt, cfg.algorithm.ppo, reference)
     return agent, optimizers

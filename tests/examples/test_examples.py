@@ -128,7 +128,10 @@ def test_reward_model_ppo_recipe_runs(tiny_model, tmp_path):
     lines = run_example(
         "reward_model_ppo.py", "--reward-model", str(rm_dir), "--model", tiny_model, "--no-chat-template",
         "--steps", "2", "--prompts", "2", "--group", "2", "--eval-problems", "4", "--max-new-tokens", "4",
+        "--out", str(tmp_path / "policy"),
     )  # fmt: skip
     assert lines[0].startswith("  rule-based verifier on 4 held-out problems: accuracy")
-    assert lines[1].startswith("held-out accuracy (rule-based verifier) before")
-    assert sum(line.startswith("step ") for line in lines) == 2 and "after 2 steps" in lines[-1]
+    assert lines[1].startswith("    'What is") and "(reward " in lines[1], "sample answers follow the accuracy"
+    assert sum(line.startswith("step ") for line in lines) == 2
+    assert "after 2 steps" in lines[-2] and lines[-1] == f"policy saved: {tmp_path / 'policy'}"
+    assert (tmp_path / "policy" / "config.json").exists()
