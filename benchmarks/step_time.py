@@ -41,7 +41,8 @@ def rlvr_steps(model_name: str, steps: int, engine_name: str = "transformers") -
     mixed = pick_autocast("auto")
     policy = Policy(model, autocast=mixed)
     reference = Policy(copy.deepcopy(model).eval().requires_grad_(False), autocast=mixed)
-    agent = GRPO(policy, torch.optim.AdamW(model.parameters(), lr=LR), GRPOConfig(beta=BETA), reference)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LR, fused=True)  # fused, as rlvr train builds it
+    agent = GRPO(policy, optimizer, GRPOConfig(beta=BETA), reference)
     if engine_name == "vllm":
         from rlvr.vllm_engine import VLLMEngine
 

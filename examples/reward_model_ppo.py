@@ -67,7 +67,7 @@ held_out = distinct_problems(test_env, args.eval_problems, seed=1)
 B, G = args.prompts, args.group
 
 
-def sample_and_score(problems, seed):
+def sample_batch(problems, seed):
     params = SamplingParams(n=G, max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=seed)
     rollouts = engine.generate([p.prompt for p in problems], params)
     return rollouts, train_env.step(
@@ -78,7 +78,7 @@ def sample_and_score(problems, seed):
 # One batch scored before training sets the normaliser's statistics, so the critic
 # copied from the RM can start on the normalised reward's scale (Critic.from_reward_model).
 train_env.reset(1, seed=args.seed)
-sample_and_score(train_env.reset(B), seed=args.steps)  # a seed no training step uses
+sample_batch(train_env.reset(B), seed=args.steps)  # a seed no training step uses
 if args.critic == "rm":  # values start at the RM's (normalised) score of each prefix
     critic = Critic.from_reward_model(rm, autocast=mixed, mean=rm_reward.moments.mean, std=rm_reward.moments.std)
 else:
@@ -91,8 +91,6 @@ agent = PPO(
     critic, torch.optim.AdamW(critic.parameters(), lr=args.lr), config, reference,
 )  # fmt: skip
 
-# Train against the reward model; measure with the rule-based verifier on held-out problems.
-
 
 def accuracy() -> float:
     report = evaluate(engine, test_env, held_out, max_new_tokens=args.max_new_tokens)
@@ -103,10 +101,11 @@ def accuracy() -> float:
     return report.accuracy
 
 
+# Train against the reward model; measure with the rule-based verifier on held-out problems.
 before = accuracy()
 print(f"held-out accuracy (rule-based verifier) before: {before:.3f}")
 for step in range(args.steps):
-    rollouts, result = sample_and_score(train_env.reset(B), seed=step)
+    rollouts, result = sample_batch(train_env.reset(B), seed=step)
     rewards, scored = torch.as_tensor(result.rewards).flatten(), torch.as_tensor(result.scored).flatten()
     raw = [info["details"]["raw_score"] for row in result.infos for info in row if info["scored"]]
     metrics = agent.update(Experience.from_rollouts(rollouts, rewards, scored))
