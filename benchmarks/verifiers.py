@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from rlvr import Problem, Status
-from rlvr.process import WorkerPool
+from rlvr.execution.workers import WorkerPool
 from rlvr.verifiers.math_equivalence import RULES, MathVerifier, plain_math_verify
 
 DEFAULT_CASES = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks" / "math_equivalence.jsonl"

@@ -6,44 +6,13 @@ from typing import Any
 
 import numpy as np
 
-from rlvr.env import ProceduralEnv
-from rlvr.rewards import Gate, WeightedSum
+from rlvr.core import ProceduralEnv
 from rlvr.types import Problem, Verifier
+from rlvr.verifiers.format import boxed_answer_bad, boxed_answer_reward
 
-__all__ = ["ArithmeticEnv", "boxed_answer_bad", "boxed_answer_reward"]
+__all__ = ["ArithmeticEnv"]
 
 DEFAULT_PROMPT = "What is {expression}? Put the final answer in \\boxed{}."
-
-
-def boxed_answer_reward(answer: Verifier, format_weight: float = 0.1) -> WeightedSum:
-    """``(1 - w) * [answer correct, gated on exactly one non-empty \\boxed{}] + w * [that format]``.
-
-    The gate means a right answer among several boxes earns nothing, and the
-    format credit needs exactly one non-empty box, so the degenerate
-    ``\\boxed{} \\boxed{} ...`` earns 0. Leaves: ``answer/format``,
-    ``answer/correct`` and ``format``.
-    """
-    from rlvr.verifiers.format import BoxedOnce
-
-    if not 0.0 <= format_weight <= 1.0:
-        raise ValueError(f"format_weight must lie in [0, 1], got {format_weight}")
-    return WeightedSum(
-        {"answer": Gate(BoxedOnce(), answer, names=("format", "correct")), "format": BoxedOnce()},
-        weights={"answer": 1.0 - format_weight, "format": format_weight},
-    )
-
-
-def boxed_answer_bad(gold: str, wrong: str) -> list[str]:
-    """Completions :func:`boxed_answer_reward` must score 0: no answer, the right
-    one unboxed, the right one sprayed among wrong ones, or hidden among empty boxes.
-    (A single boxed wrong answer earns the format credit, so it is not listed.)"""
-    return [
-        "",
-        f"The answer is {gold}.",
-        f"\\boxed{{{wrong}}} is wrong, \\boxed{{{gold}}} is right",
-        "\\boxed{} \\boxed{} \\boxed{}",
-        f"\\boxed{{}} \\boxed{{{gold}}}",
-    ]
 
 
 class ArithmeticEnv(ProceduralEnv):
@@ -57,9 +26,9 @@ class ArithmeticEnv(ProceduralEnv):
             every answer is an integer.
         prompt: template with ``{expression}`` (filled by plain replacement, so
             other braces such as ``\\boxed{}`` need no escaping).
-        split, reward, ...: see :class:`rlvr.env.ProceduralEnv` / :class:`rlvr.env.BanditEnv`.
+        split, reward, ...: see :class:`rlvr.core.ProceduralEnv` / :class:`rlvr.core.BanditEnv`.
 
-    Default reward: :func:`boxed_answer_reward` over the math verifier.
+    Default reward: :func:`rlvr.verifiers.format.boxed_answer_reward` over the math verifier.
     """
 
     def __init__(

@@ -17,7 +17,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from rlvr.env import DatasetEnv
+from rlvr.core import DatasetEnv
 from rlvr.types import Problem, Verifier
 
 __all__ = ["HumanEvalEnv", "MBPPEnv"]
@@ -135,7 +135,7 @@ class MBPPEnv(_CodeEnv):
         reward_kwargs: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        from rlvr.envs.math_datasets import load_rows
+        from rlvr.envs.rows import load_rows
 
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")

@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from rlvr.env import ProceduralEnv
-from rlvr.envs.arithmetic import boxed_answer_bad, boxed_answer_reward
+from rlvr.core import ProceduralEnv
 from rlvr.types import Problem, Verifier
+from rlvr.verifiers.format import boxed_answer_bad, boxed_answer_reward
 
 __all__ = ["CountdownEnv"]
 

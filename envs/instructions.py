@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from rlvr.env import DatasetEnv, ProceduralEnv, SelfCheckError
+from rlvr.core import DatasetEnv, ProceduralEnv, SelfCheckError
 from rlvr.types import Problem, Verifier
 
 __all__ = ["IFEvalEnv", "InstructionsEnv"]
@@ -197,7 +197,7 @@ class IFEvalEnv(_InstructionEnvBase, DatasetEnv):
         mode: str = "strict",
         **kwargs: Any,
     ) -> None:
-        from rlvr.envs.math_datasets import load_rows
+        from rlvr.envs.rows import load_rows
         from rlvr.verifiers.instructions import CONSTRAINTS
 
         rows = load_rows(path, None, "train", data_files, limit)

@@ -15,10 +15,10 @@ import copy
 
 import torch
 
-from rlvr.agents import DPO, DPOConfig
 from rlvr.models import DEFAULT_MODEL, load_model_and_tokenizer
-from rlvr.pairs import load_pairs, split_pairs
 from rlvr.policy import Policy, pick_autocast
+from rlvr.preference.dpo import DPO, DPOConfig
+from rlvr.preference.pairs import load_pairs, split_pairs
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument(

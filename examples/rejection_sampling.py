@@ -16,12 +16,12 @@ import argparse
 import torch
 
 import rlvr
-from rlvr.agents.dpo import encode_completions
+from rlvr.agents.losses import aggregate
 from rlvr.evaluation import distinct_problems, evaluate
-from rlvr.losses import aggregate
 from rlvr.models import DEFAULT_MODEL, load_model_and_tokenizer
 from rlvr.policy import Policy, pick_autocast
-from rlvr.rejection import best_of_n, sample_and_score, select, write_sft
+from rlvr.preference.dpo import encode_completions
+from rlvr.preference.rejection import best_of_n, sample_and_score, select, write_sft
 from rlvr.rollout import TransformersEngine
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -25,7 +25,7 @@ from rlvr.agents import PPO, Experience, PPOConfig
 from rlvr.evaluation import distinct_problems, evaluate
 from rlvr.models import DEFAULT_MODEL, load_model_and_tokenizer
 from rlvr.policy import Critic, Policy, pick_autocast
-from rlvr.reward_model import load_reward_model
+from rlvr.preference.reward_model import load_reward_model
 from rlvr.rollout import SamplingParams, TransformersEngine
 from rlvr.verifiers.reward_model import RewardModelVerifier
 

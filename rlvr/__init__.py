@@ -11,8 +11,8 @@ Importing rlvr registers the built-in environments and verifiers by name only;
 nothing heavy (torch, math-verify, sympy) is imported until it is used.
 """
 
-from rlvr.batch import BatchedEnv, BatchResult
-from rlvr.env import BanditEnv, DatasetEnv, ProceduralEnv, SelfCheckError
+from rlvr.batched import BatchedEnv, BatchResult
+from rlvr.core import BanditEnv, DatasetEnv, ProceduralEnv, SelfCheckError
 from rlvr.registry import (
     DuplicateRegistrationError,
     NotRegisteredError,
@@ -26,9 +26,8 @@ from rlvr.registry import (
     unregister_verifier,
     verifier_entries,
 )
-from rlvr.rewards import Clip, Gate, WeightedSum
+from rlvr.rewards import Clip, Gate, WeightedSum, as_verifier, verify, verify_batch
 from rlvr.types import Problem, Status, Verdict, Verifier, VerifierError
-from rlvr.verifier import as_verifier, verify, verify_batch
 
 # Register the built-ins (names and 'module:Class' strings only).
 import rlvr.envs  # noqa: E402,F401  isort: skip

@@ -6,7 +6,7 @@
     rlvr train [CONFIG.yaml] [KEY=VALUE ...] [--model ID]
     rlvr eval --model PATH_OR_ID --env ID [--n 200] [--pass-k 1,4]
     rlvr plot RUN_DIR
-    rlvr make-pairs --env ID --model M --out pairs.jsonl   (rlvr/preference_cli.py)
+    rlvr make-pairs --env ID --model M --out pairs.jsonl   (rlvr/preference/cli.py)
     rlvr train-rm --data pairs.jsonl --out rm/
 
 Every error is one line on stderr saying what to fix, with exit status 2.
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import rlvr
-from rlvr.preference_cli import add_commands as add_preference_commands
+from rlvr.preference.cli import add_commands as add_preference_commands
 from rlvr.registry import env_entries, verifier_entries
 
 

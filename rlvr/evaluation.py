@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from rlvr.batch import BatchedEnv
+from rlvr.batched import BatchedEnv
 from rlvr.rollout import RolloutEngine, SamplingParams
 from rlvr.types import Problem
 

@@ -37,9 +37,8 @@ from typing import Any
 
 import gymnasium as gym
 
-from rlvr.rewards import Composite
+from rlvr.rewards import Composite, as_verifier, check_signature
 from rlvr.types import Verifier
-from rlvr.verifier import as_verifier, check_signature
 
 __all__ = [
     "DuplicateRegistrationError",

@@ -24,8 +24,8 @@ from collections.abc import Sequence
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rlvr.rewards import verify
 from rlvr.types import Problem, Status, Verdict, Verifier
-from rlvr.verifier import verify
 
 __all__ = ["DEGENERATE_COMPLETIONS", "adversarial_latex", "check_verifier", "completions", "sprayed"]
 

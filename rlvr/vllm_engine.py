@@ -21,7 +21,7 @@ How it works and what it costs:
   as separate vLLM LoRA adapters is not supported.
 * **Log-probabilities** are vLLM's ``processed_logprobs`` (after temperature),
   i.e. the sampling distribution ``mu`` the trainer compares with its ``pi_old``
-  (:mod:`rlvr.mismatch`). They differ from the trainer's by kernel and precision
+  (:mod:`rlvr.agents.mismatch`). They differ from the trainer's by kernel and precision
   noise, and by more where dtypes differ (bf16 vs fp32).
 * **Seeds.** Each of the ``n`` samples of a prompt is its own request with seed
   ``seed + row``, so samples are reproducible and differ within a group.

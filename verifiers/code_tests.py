@@ -99,14 +99,14 @@ class CodeTests:
     Args:
         mode: ``"fraction"`` (passed / total) or ``"all"`` (1 only if every test passes).
         extract: how the program is read from the completion (:func:`extract_program`).
-        limits: :class:`rlvr.sandbox.Limits` of one program run (wall time, memory...).
+        limits: :class:`rlvr.execution.sandbox.Limits` of one program run (wall time, memory...).
         workers: programs run in parallel.
         max_program_chars: longer programs score 0 without running.
 
     Verdicts: a program that fails any test is INCORRECT with ``details`` listing
     each failure and why (``assertion failed``, ``exception: ...``, ``timeout``,
     ``killed by SIGKILL``, ``syntax error: ...``). A test passes only when the
-    in-sandbox harness reports it passed (see :mod:`rlvr.harness`): exiting early
+    in-sandbox harness reports it passed (see :mod:`rlvr.execution.harness`): exiting early
     or killing the process never passes a test. A reference that is not a test
     suite is UNSCORABLE; the sandbox itself failing is ERROR, never a score.
     """
@@ -121,7 +121,7 @@ class CodeTests:
         workers: int | None = None,
         max_program_chars: int = 100_000,
     ) -> None:
-        from rlvr.sandbox import Limits
+        from rlvr.execution.sandbox import Limits
 
         if mode not in ("fraction", "all"):
             raise ValueError(f"mode must be 'fraction' or 'all', got {mode!r}")
@@ -144,7 +144,7 @@ class CodeTests:
     def _get_sandbox(self) -> Any:
         with self._lock:
             if self._sandbox is None:
-                from rlvr.sandbox import Sandbox
+                from rlvr.execution.sandbox import Sandbox
 
                 self._sandbox = Sandbox(self.workers, self.limits)
                 weakref.finalize(self, self._sandbox.close)

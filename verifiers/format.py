@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import re
 
-from rlvr.types import Problem, Verdict
+from rlvr.rewards import Gate, WeightedSum
+from rlvr.types import Problem, Verdict, Verifier
 from rlvr.verifiers.extract import boxed_contents
 
-__all__ = ["BoxedOnce", "LengthBounds", "RegexFormat", "ThinkAnswer"]
+__all__ = ["BoxedOnce", "LengthBounds", "RegexFormat", "ThinkAnswer", "boxed_answer_bad", "boxed_answer_reward"]
 
 
 class BoxedOnce:
@@ -123,3 +124,32 @@ class LengthBounds:
         if self.max_chars is not None and n > self.max_chars:
             return Verdict.incorrect(f"{n} characters, more than {self.max_chars}", chars=n)
         return Verdict.correct(chars=n)
+
+
+def boxed_answer_reward(answer: Verifier, format_weight: float = 0.1) -> WeightedSum:
+    """``(1 - w) * [answer correct, gated on exactly one non-empty \\boxed{}] + w * [that format]``.
+
+    The gate means a right answer among several boxes earns nothing, and the
+    format credit needs exactly one non-empty box, so the degenerate
+    ``\\boxed{} \\boxed{} ...`` earns 0. Leaves: ``answer/format``,
+    ``answer/correct`` and ``format``.
+    """
+    if not 0.0 <= format_weight <= 1.0:
+        raise ValueError(f"format_weight must lie in [0, 1], got {format_weight}")
+    return WeightedSum(
+        {"answer": Gate(BoxedOnce(), answer, names=("format", "correct")), "format": BoxedOnce()},
+        weights={"answer": 1.0 - format_weight, "format": format_weight},
+    )
+
+
+def boxed_answer_bad(gold: str, wrong: str) -> list[str]:
+    """Completions :func:`boxed_answer_reward` must score 0: no answer, the right
+    one unboxed, the right one sprayed among wrong ones, or hidden among empty boxes.
+    (A single boxed wrong answer earns the format credit, so it is not listed.)"""
+    return [
+        "",
+        f"The answer is {gold}.",
+        f"\\boxed{{{wrong}}} is wrong, \\boxed{{{gold}}} is right",
+        "\\boxed{} \\boxed{} \\boxed{}",
+        f"\\boxed{{}} \\boxed{{{gold}}}",
+    ]

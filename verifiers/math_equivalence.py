@@ -3,7 +3,7 @@
 The verifier extracts the answer with explicit rules, rejects answer spraying,
 checks the answer's form, and only then asks ``math-verify`` whether the answer
 and the reference are equivalent. That last step runs in a killable worker
-process (:class:`rlvr.process.WorkerPool`) with a hard wall-time bound and a
+process (:class:`rlvr.execution.workers.WorkerPool`) with a hard wall-time bound and a
 memory limit, so a hostile answer (``10^{10^{10}}``, a megabyte of digits) costs
 at most ``timeout_seconds`` and earns 0, on any thread, in any process.
 
@@ -197,7 +197,7 @@ class MathVerifier:
             return None
         with self._lock:
             if self._pool is None:
-                from rlvr.process import WorkerPool
+                from rlvr.execution.workers import WorkerPool
 
                 self._pool = WorkerPool(
                     self.workers, self.memory_limit_mb, preload=_PRELOAD, warmup=(_check, ("1/2", "0.5", 6, True))
@@ -281,7 +281,7 @@ def _inline(task: tuple, timeout: float) -> Any:
     from math_verify.errors import TimeoutException
     from math_verify.utils import timeout as signal_timeout
 
-    from rlvr.process import TaskResult
+    from rlvr.execution.workers import TaskResult
 
     bound = max(1, int(round(timeout))) if threading.current_thread() is threading.main_thread() else None
     try:

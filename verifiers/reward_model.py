@@ -57,7 +57,7 @@ class RewardModelVerifier:
         correct_above: a verdict is ``CORRECT`` when the final score is at least
             this (``None``: never; evaluation "accuracy" then reads 0).
         chat_template, max_length: how prompt and completion are encoded
-            (:func:`rlvr.reward_model.encode`).
+            (:func:`rlvr.preference.reward_model.encode`).
     """
 
     def __init__(
@@ -72,7 +72,7 @@ class RewardModelVerifier:
         chat_template: bool = True,
         max_length: int = 512,
     ) -> None:
-        from rlvr.reward_model import load_reward_model
+        from rlvr.preference.reward_model import load_reward_model
 
         if clip is not None and clip <= 0:
             raise ValueError(f"clip must be > 0, got {clip}")
@@ -86,7 +86,7 @@ class RewardModelVerifier:
         self.moments = RunningMoments()
 
     def batch(self, completions: Sequence[str], problems: Sequence[Problem]) -> list[Verdict]:
-        from rlvr.reward_model import score
+        from rlvr.preference.reward_model import score
 
         raw = score(
             self.model, self.tokenizer, [p.prompt for p in problems], list(completions),

@@ -5,10 +5,9 @@ arguments and offers ``update(experience) -> metrics``. Importing this package
 imports torch; nothing in ``rlvr``'s environments or verifiers does.
 """
 
-from rlvr.agents.base import Experience
-from rlvr.agents.dpo import DPO, DPOConfig
+from rlvr.agents.experience import Experience
 from rlvr.agents.grpo import GRPO, GRPOConfig
 from rlvr.agents.ppo import PPO, PPOConfig
 from rlvr.agents.reinforce import Reinforce, ReinforceConfig
 
-__all__ = ["DPO", "GRPO", "PPO", "DPOConfig", "Experience", "GRPOConfig", "PPOConfig", "Reinforce", "ReinforceConfig"]
+__all__ = ["GRPO", "PPO", "Experience", "GRPOConfig", "PPOConfig", "Reinforce", "ReinforceConfig"]

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import torch
 
-from rlvr.advantages import group_normalized_advantages, masked_mean
-from rlvr.agents.base import Experience, Stats, micro_batches, minibatches, optimizer_step, rollout_metrics
-from rlvr.kl import KLEstimator, kl_controller, kl_estimate, kl_penalty_loss
-from rlvr.losses import Aggregation, aggregate, ppo_clip_loss
-from rlvr.mismatch import TISLevel, mismatch_stats, tis_weights
+from rlvr.agents.advantages import group_normalized_advantages, masked_mean
+from rlvr.agents.experience import Experience, Stats, micro_batches, minibatches, optimizer_step, rollout_metrics
+from rlvr.agents.kl import KLEstimator, kl_controller, kl_estimate, kl_penalty_loss
+from rlvr.agents.losses import Aggregation, aggregate, ppo_clip_loss
+from rlvr.agents.mismatch import TISLevel, mismatch_stats, tis_weights
 from rlvr.policy import Policy, reference_logprobs
 
 __all__ = ["GRPO", "GRPOConfig"]
@@ -35,7 +35,7 @@ class GRPOConfig:
         clip_eps / clip_eps_high: PPO clip range ``[1 - eps, 1 + eps_high]``.
         beta: KL coefficient (0 disables the reference entirely).
         kl_target: if set, beta adapts towards this per-token KL (ref 004, PPO-penalty rule).
-        kl_estimator: ``k1``, ``k2`` or ``k3`` (see :mod:`rlvr.kl`).
+        kl_estimator: ``k1``, ``k2`` or ``k3`` (see :mod:`rlvr.agents.kl`).
         kl_placement: ``"loss"`` (GRPO) or ``"reward"``.
         scale_by_std: divide by the group std (False: Dr. GRPO).
         drop_zero_std_groups: leave groups whose rewards are all equal out of the
@@ -44,11 +44,11 @@ class GRPOConfig:
         epochs: passes over each batch (more than 1 reuses samples with pi_old).
         minibatch_size: sequences per optimiser step (None: the whole batch).
         micro_batch_size: sequences per forward/backward (memory bound).
-        aggregation / aggregation_constant: see :mod:`rlvr.losses`.
+        aggregation / aggregation_constant: see :mod:`rlvr.agents.losses`.
         max_grad_norm: gradient clipping (None: off).
         tis / tis_cap: truncated importance sampling on ``pi_old / mu`` (the rollout
             engine's log-probs), ``"token"`` or ``"sequence"`` level, capped (see
-            :mod:`rlvr.mismatch`). Off by default: with the ``transformers`` engine the
+            :mod:`rlvr.agents.mismatch`). Off by default: with the ``transformers`` engine the
             sampler is the trained model itself and the gap is numerical noise; turn
             it on with vLLM rollouts. The gap is logged either way.
     """

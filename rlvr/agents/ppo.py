@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import torch
 
-from rlvr.advantages import gae, masked_mean, masked_var, whiten
-from rlvr.agents.base import Experience, Stats, micro_batches, minibatches, optimizer_step, rollout_metrics
-from rlvr.kl import KLEstimator, kl_controller, kl_estimate, shaped_token_rewards
-from rlvr.losses import Aggregation, entropy_bonus, ppo_clip_loss, value_loss
-from rlvr.mismatch import TISLevel, mismatch_stats, tis_weights
+from rlvr.agents.advantages import gae, masked_mean, masked_var, whiten
+from rlvr.agents.experience import Experience, Stats, micro_batches, minibatches, optimizer_step, rollout_metrics
+from rlvr.agents.kl import KLEstimator, kl_controller, kl_estimate, shaped_token_rewards
+from rlvr.agents.losses import Aggregation, entropy_bonus, ppo_clip_loss, value_loss
+from rlvr.agents.mismatch import TISLevel, mismatch_stats, tis_weights
 from rlvr.policy import Critic, Policy, reference_logprobs
 
 __all__ = ["PPO", "PPOConfig"]
@@ -38,7 +38,7 @@ class PPOConfig:
     whiten_advantages: normalise advantages over the batch.
     epochs, minibatch_size, micro_batch_size, aggregation, max_grad_norm: as in GRPO.
     unscored: ``"exclude"`` or ``"zero"``.
-    tis, tis_cap: truncated importance sampling on ``pi_old / mu`` (see GRPOConfig and :mod:`rlvr.mismatch`).
+    tis, tis_cap: truncated importance sampling on ``pi_old / mu`` (see GRPOConfig and :mod:`rlvr.agents.mismatch`).
     """
 
     clip_eps: float = 0.2

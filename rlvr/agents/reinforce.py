@@ -1,6 +1,6 @@
 """REINFORCE with a baseline (ref 004, "REINFORCE and baseline"; ref 002, baselines).
 
-``loss = -A_i * sum_t log pi(a_t | s_t)``, aggregated per :mod:`rlvr.losses`, with
+``loss = -A_i * sum_t log pi(a_t | s_t)``, aggregated per :mod:`rlvr.agents.losses`, with
 ``A_i = r_i - b`` for the chosen baseline: the batch mean, a moving average, the
 leave-one-out mean of the prompt's group (RLOO), or none. One on-policy gradient
 step per batch.
@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import torch
 
-from rlvr.advantages import MovingAverageBaseline, batch_mean_advantages, masked_mean, rloo_advantages
-from rlvr.agents.base import Experience, Stats, micro_batches, optimizer_step, rollout_metrics
-from rlvr.kl import KLEstimator, kl_controller, kl_estimate, kl_penalty_loss
-from rlvr.losses import Aggregation, aggregate, reinforce_loss
+from rlvr.agents.advantages import MovingAverageBaseline, batch_mean_advantages, masked_mean, rloo_advantages
+from rlvr.agents.experience import Experience, Stats, micro_batches, optimizer_step, rollout_metrics
+from rlvr.agents.kl import KLEstimator, kl_controller, kl_estimate, kl_penalty_loss
+from rlvr.agents.losses import Aggregation, aggregate, reinforce_loss
 from rlvr.policy import Policy, reference_logprobs
 
 __all__ = ["Reinforce", "ReinforceConfig"]
@@ -30,7 +30,7 @@ class ReinforceConfig:
     """Attributes:
     baseline: ``"batch_mean"``, ``"moving_average"``, ``"rloo"`` or ``"none"``.
     baseline_momentum: for the moving average.
-    beta, kl_target, kl_estimator, kl_placement: KL to the reference (see :mod:`rlvr.kl`).
+    beta, kl_target, kl_estimator, kl_placement: KL to the reference (see :mod:`rlvr.agents.kl`).
     unscored: ``"exclude"`` or ``"zero"`` for completions a verifier could not score.
     micro_batch_size, aggregation, aggregation_constant, max_grad_norm: as in GRPO.
     """

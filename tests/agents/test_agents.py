@@ -7,7 +7,7 @@ import torch
 from toymodels import ToyRun
 
 from rlvr.agents import GRPO, GRPOConfig, Reinforce, ReinforceConfig
-from rlvr.agents.base import Experience
+from rlvr.agents.experience import Experience
 
 METRICS = {
     "reward_mean",

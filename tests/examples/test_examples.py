@@ -121,7 +121,7 @@ def test_rejection_sampling_recipe_writes_an_sft_set(tiny_model, tmp_path):
 def test_reward_model_ppo_recipe_runs(tiny_model, tmp_path):
     from toymodels import char_tokenizer, tiny_llama
 
-    from rlvr.reward_model import RewardModel, save_reward_model
+    from rlvr.preference.reward_model import RewardModel, save_reward_model
 
     tok = char_tokenizer()
     rm_dir = save_reward_model(RewardModel(tiny_llama(len(tok), seed=5)), tok, tmp_path / "rm")

@@ -1,8 +1,8 @@
 import pytest
 
 from rlvr import Problem, Status
-from rlvr.harness import plain_data_problem
-from rlvr.sandbox import Limits
+from rlvr.execution.harness import plain_data_problem
+from rlvr.execution.sandbox import Limits
 from rlvr.testing import check_verifier
 from rlvr.verifiers.code_tests import CodeTests, extract_program, suite_from_check
 
@@ -89,7 +89,7 @@ def test_bad_references_are_unscorable_and_empty_completions_incorrect(verifier)
 
 
 def test_a_sandbox_failure_is_an_error_not_a_score(verifier, monkeypatch):
-    from rlvr.sandbox import RunResult
+    from rlvr.execution.sandbox import RunResult
 
     monkeypatch.setattr(
         verifier._get_sandbox(), "run", lambda payloads: [RunResult("error", error="boom")] * len(payloads)

@@ -5,7 +5,7 @@ import pytest
 from toymodels import char_tokenizer, tiny_llama
 
 import rlvr
-from rlvr.reward_model import RewardModel, save_reward_model, score
+from rlvr.preference.reward_model import RewardModel, save_reward_model, score
 from rlvr.types import Problem, Status
 from rlvr.verifiers.reward_model import RewardModelVerifier, RunningMoments
 

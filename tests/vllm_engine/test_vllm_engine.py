@@ -19,7 +19,7 @@ import torch  # noqa: E402
 from toymodels import char_tokenizer
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from rlvr.mismatch import mismatch_stats
+from rlvr.agents.mismatch import mismatch_stats
 from rlvr.policy import Policy, add_lora
 from rlvr.rollout import SamplingParams
 from rlvr.vllm_engine import VLLMEngine, WeightSyncError

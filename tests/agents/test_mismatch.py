@@ -7,8 +7,8 @@ import torch
 from toymodels import ToyRun
 
 from rlvr.agents import GRPO, GRPOConfig
-from rlvr.losses import ppo_clip_loss
-from rlvr.mismatch import mismatch_stats, tis_weights
+from rlvr.agents.losses import ppo_clip_loss
+from rlvr.agents.mismatch import mismatch_stats, tis_weights
 
 OLD = torch.log(torch.tensor([[0.5, 0.2, 0.9]]))  # trainer's pi_old
 MU = torch.log(torch.tensor([[0.25, 0.4, 0.1]]))  # the sampler's: ratios 2.0, 0.5, (masked)

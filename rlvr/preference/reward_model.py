@@ -26,9 +26,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from rlvr.pairs import PreferencePair
 from rlvr.policy import autocast, position_ids
-from rlvr.preference import bradley_terry_loss
+from rlvr.preference.losses import bradley_terry_loss
+from rlvr.preference.pairs import PreferencePair
 from rlvr.rollout import render_prompt
 
 __all__ = ["RewardModel", "encode", "load_reward_model", "pairwise_accuracy", "save_reward_model", "train_reward_model"]

@@ -2,7 +2,7 @@ import pytest
 
 import rlvr
 from rlvr import Problem, Verdict, VerifierError
-from rlvr.verifier import as_verifier, verify, verify_batch
+from rlvr.rewards import as_verifier, verify, verify_batch
 
 
 def test_plain_function_becomes_verifier_and_numbers_become_verdicts(problem):

@@ -4,7 +4,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rlvr.advantages import (
+from rlvr.agents.advantages import (
     MovingAverageBaseline,
     batch_mean_advantages,
     gae,

@@ -1,6 +1,6 @@
 """Run untrusted Python in a separate, bounded, isolated process.
 
-:func:`run_python` (called inside a :class:`rlvr.process.WorkerPool` worker, the
+:func:`run_python` (called inside a :class:`rlvr.execution.workers.WorkerPool` worker, the
 same killable-worker runner the math verifier uses) forks a monitor, which forks
 the program's process. What the program's process gets:
 
@@ -47,7 +47,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from rlvr.namespaces import CLONE_NEWPID, isolate_worker, isolation, libc, worker_isolation
+from rlvr.execution.isolation import CLONE_NEWPID, isolate_worker, isolation, libc, worker_isolation
 
 __all__ = ["Limits", "RunResult", "Sandbox", "isolate_worker", "isolation", "run_python"]
 
@@ -118,11 +118,11 @@ def run_python(payload: dict[str, Any], limits: Limits = Limits()) -> RunResult:
     """Run ``payload["program"]`` (Python source) in a sandboxed process and wait.
 
     ``payload`` may also carry ``setup``, ``tests`` and ``entry_point``: the
-    in-sandbox harness (:mod:`rlvr.harness`) then runs each test against the program
+    in-sandbox harness (:mod:`rlvr.execution.harness`) then runs each test against the program
     and reports it on a channel of its own (``RunResult.report``). Without
     ``tests`` the program just runs.
     """
-    from rlvr import harness  # imported before the fork, so the child pays nothing
+    from rlvr.execution import harness  # imported before the fork, so the child pays nothing
 
     uid = 100000 + os.getpid() if os.geteuid() == 0 else None
     workdir = tempfile.mkdtemp(prefix="rlvr-sandbox-")
@@ -234,7 +234,7 @@ def _program(payload, limits, uid, workdir, pipes, nonce, harness) -> None:  # p
 class Sandbox:
     """A pool of pre-started, pre-isolated workers that run programs in parallel.
 
-    Each worker is a :class:`rlvr.process.WorkerPool` worker (the runner the math
+    Each worker is a :class:`rlvr.execution.workers.WorkerPool` worker (the runner the math
     verifier uses too) that has entered its own network and mount namespaces
     (:func:`isolate_worker`) and forks one sandboxed process per program. Results
     come back in input order; a worker that dies or hangs past the backstop is
@@ -247,11 +247,11 @@ class Sandbox:
     """
 
     def __init__(self, workers: int | None = None, limits: Limits = Limits()) -> None:
-        from rlvr.process import WorkerPool
+        from rlvr.execution.workers import WorkerPool
 
         self.limits = limits
         self.pool = WorkerPool(
-            workers, memory_limit_mb=None, preload=("rlvr.sandbox", "rlvr.harness"), warmup=(isolate_worker, ())
+            workers, memory_limit_mb=None, preload=("rlvr.execution.sandbox", "rlvr.execution.harness"), warmup=(isolate_worker, ())
         )
 
     def warm_up(self) -> None:

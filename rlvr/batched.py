@@ -1,6 +1,6 @@
 """The batched form of a bandit environment, for training: B problems, G completions each.
 
-A thin layer over one :class:`~rlvr.env.BanditEnv`: problems are drawn by the
+A thin layer over one :class:`~rlvr.core.BanditEnv`: problems are drawn by the
 environment's own ``reset`` and scored by its own ``score_many``, so training and
 ``env.step`` can never disagree about a reward.
 """
@@ -14,7 +14,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from rlvr.env import BanditEnv
+from rlvr.core import BanditEnv
 from rlvr.types import Problem, VerifierError
 
 __all__ = ["BatchResult", "BatchedEnv"]

@@ -1,4 +1,4 @@
-"""The test harness that runs *inside* the sandboxed process (see :mod:`rlvr.sandbox`).
+"""The test harness that runs *inside* the sandboxed process (see :mod:`rlvr.execution.sandbox`).
 
 It loads the program, then runs each test and reports it, one record per test,
 on a channel of its own (not stdout): a pipe at an unpredictable descriptor,

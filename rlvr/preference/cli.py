@@ -23,8 +23,8 @@ def cmd_make_pairs(args: argparse.Namespace) -> int:
     import rlvr
     from rlvr.evaluation import distinct_problems
     from rlvr.models import load_model_and_tokenizer
-    from rlvr.pairs import pairs_from_env, save_pairs
     from rlvr.policy import pick_autocast
+    from rlvr.preference.pairs import pairs_from_env, save_pairs
     from rlvr.rollout import TransformersEngine
 
     env = rlvr.BatchedEnv(rlvr.make(args.env, split=args.split, **dict(args.option)))
@@ -53,9 +53,9 @@ def cmd_train_rm(args: argparse.Namespace) -> int:
     import torch
 
     from rlvr.models import load_model_and_tokenizer
-    from rlvr.pairs import load_pairs, split_pairs
     from rlvr.policy import pick_autocast
-    from rlvr.reward_model import RewardModel, pairwise_accuracy, save_reward_model, train_reward_model
+    from rlvr.preference.pairs import load_pairs, split_pairs
+    from rlvr.preference.reward_model import RewardModel, pairwise_accuracy, save_reward_model, train_reward_model
 
     pairs = load_pairs(args.data, split=args.split)
     if args.eval_data:

@@ -8,8 +8,8 @@ from toymodels import LetterEnv, save_tiny_model
 
 import rlvr
 from rlvr.cli import main
-from rlvr.pairs import load_pairs
-from rlvr.reward_model import load_reward_model
+from rlvr.preference.pairs import load_pairs
+from rlvr.preference.reward_model import load_reward_model
 
 
 @pytest.fixture(scope="module")

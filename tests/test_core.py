@@ -12,7 +12,7 @@ from rlvr import DatasetEnv, Problem, VerifierError
 from rlvr.rewards import Composite
 
 settings_ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = Path(__file__).resolve().parents[0] / "data"
 # Dataset environments read small local files in their hub format; the rest need nothing.
 ENV_KWARGS = {
     "rlvr/GSM8K-v0": {"data_files": str(DATA / "gsm8k_sample.jsonl")},

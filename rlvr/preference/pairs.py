@@ -150,7 +150,7 @@ def pairs_from_env(
     nothing about the completion), equal rewards make no pair, and identical
     texts are never paired. Problems whose samples all score alike give none.
     """
-    from rlvr.rejection import sample_and_score
+    from rlvr.preference.rejection import sample_and_score
 
     scored = sample_and_score(
         engine, env, problems, n=n, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from rlvr.kl import AdaptiveKLController, FixedKLController, kl_estimate, kl_penalty_loss, shaped_token_rewards
+from rlvr.agents.kl import AdaptiveKLController, FixedKLController, kl_estimate, kl_penalty_loss, shaped_token_rewards
 
 T = torch.tensor
 

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from rlvr.losses import aggregate, entropy_bonus, ppo_clip_loss, reinforce_loss, value_loss
+from rlvr.agents.losses import aggregate, entropy_bonus, ppo_clip_loss, reinforce_loss, value_loss
 
 T = torch.tensor
 

@@ -2,8 +2,8 @@
 
 No sampling and no reward: each update reads a batch of preference pairs,
 computes the policy's (and, for DPO, the frozen reference's) log-probabilities of
-the chosen and rejected completions, and steps on :func:`rlvr.preference.dpo_loss`
-or :func:`rlvr.preference.simpo_loss`. The two losses are two small functions;
+the chosen and rejected completions, and steps on :func:`rlvr.preference.losses.dpo_loss`
+or :func:`rlvr.preference.losses.simpo_loss`. The two losses are two small functions;
 ``loss`` picks one, and ``beta`` / ``gamma`` mean what the papers say.
 
 Deviations and limits: a completion is scored as ``text + EOS`` (so the model
@@ -21,9 +21,9 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from rlvr.pairs import PreferencePair
 from rlvr.policy import Policy, reference_logprobs
-from rlvr.preference import dpo_loss, sequence_logprobs, simpo_loss
+from rlvr.preference.losses import dpo_loss, sequence_logprobs, simpo_loss
+from rlvr.preference.pairs import PreferencePair
 from rlvr.rollout import render_prompt
 
 __all__ = ["DPO", "DPOConfig", "encode_completions", "encode_pairs"]

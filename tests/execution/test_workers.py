@@ -5,7 +5,7 @@ import time
 import pytest
 from pooltasks import boom, busy_loop, die, hog, sleepy, square
 
-from rlvr.process import WorkerPool
+from rlvr.execution.workers import WorkerPool
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ completion with the environment's reward (a verifier or a composite of verifiers
 and ends the episode: ``(prompt, reward, terminated=True, truncated=False, info)``.
 
 Scoring has one path, :meth:`BanditEnv.score_many`; ``step`` and the batched form
-(:class:`rlvr.batch.BatchedEnv`) both go through it.
+(:class:`rlvr.batched.BatchedEnv`) both go through it.
 
 Subclass :class:`ProceduralEnv` (problems generated from a seed, no files) or
 :class:`DatasetEnv` (a fixed list of problems), or :class:`BanditEnv` directly.
@@ -20,10 +20,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from rlvr.rewards import Composite
+from rlvr.rewards import Composite, as_verifier, verify_batch
 from rlvr.spaces import UnicodeText, chat_space
 from rlvr.types import Problem, Verdict, Verifier
-from rlvr.verifier import as_verifier, verify_batch
 
 __all__ = ["BanditEnv", "DatasetEnv", "ProceduralEnv", "SelfCheckError", "verdict_info"]
 

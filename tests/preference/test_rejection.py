@@ -7,7 +7,7 @@ import pytest
 from toymodels import char_tokenizer, tiny_llama, toy_env
 
 from rlvr.evaluation import distinct_problems
-from rlvr.rejection import Scored, best_of_n, sample_and_score, select, write_sft
+from rlvr.preference.rejection import Scored, best_of_n, sample_and_score, select, write_sft
 from rlvr.rollout import TransformersEngine
 from rlvr.types import Problem
 

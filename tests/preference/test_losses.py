@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from rlvr.preference import bradley_terry_loss, dpo_loss, implicit_accuracy, sequence_logprobs, simpo_loss
+from rlvr.preference.losses import bradley_terry_loss, dpo_loss, implicit_accuracy, sequence_logprobs, simpo_loss
 
 
 def softplus(x: float) -> float:  # log(1 + e^x); -log sigma(z) = softplus(-z)

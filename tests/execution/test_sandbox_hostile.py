@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from rlvr import Problem
-from rlvr.sandbox import Limits
+from rlvr.execution.sandbox import Limits
 from rlvr.verifiers.code_tests import CodeTests
 
 WALL = 2.0

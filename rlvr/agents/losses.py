@@ -82,7 +82,7 @@ def ppo_clip_loss(
 
     logp, old_logp, mask: ``[N, T]``; advantages ``[N]`` or ``[N, T]``. weights:
     optional ``[N, T]`` per-token multipliers without gradient (truncated importance
-    sampling, :mod:`rlvr.mismatch`). Stats: ``clip_fraction`` (tokens where the clipped term is the one taken),
+    sampling, :mod:`rlvr.agents.mismatch`). Stats: ``clip_fraction`` (tokens where the clipped term is the one taken),
     ``approx_kl`` (k3 estimate of KL(pi_old || pi), over masked tokens), ``ratio_mean``.
     """
     adv = advantages[:, None] if advantages.dim() == 1 else advantages

@@ -90,7 +90,7 @@ def test_batch_matches_single_calls():
 
 
 def test_describe():
-    from rlvr.envs.arithmetic import boxed_answer_reward
+    from rlvr.verifiers.format import boxed_answer_reward
     from rlvr.verifiers.math_equivalence import MathVerifier
 
     assert (

@@ -9,9 +9,9 @@ import pytest
 import torch
 from toymodels import LETTERS, char_tokenizer, tiny_llama
 
-from rlvr.agents.dpo import DPO, DPOConfig, encode_pairs
-from rlvr.pairs import PreferencePair
 from rlvr.policy import Policy
+from rlvr.preference.dpo import DPO, DPOConfig, encode_pairs
+from rlvr.preference.pairs import PreferencePair
 
 
 def pairs(n: int, seed: int) -> list[PreferencePair]:

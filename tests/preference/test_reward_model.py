@@ -7,9 +7,9 @@ import pytest
 import torch
 from toymodels import LETTERS, char_tokenizer, tiny_llama
 
-from rlvr.pairs import PreferencePair
 from rlvr.policy import Critic
-from rlvr.reward_model import (
+from rlvr.preference.pairs import PreferencePair
+from rlvr.preference.reward_model import (
     RewardModel,
     encode,
     load_reward_model,

@@ -6,7 +6,7 @@ import pytest
 from toymodels import char_tokenizer, tiny_llama, toy_env
 
 from rlvr.evaluation import distinct_problems
-from rlvr.pairs import PreferencePair, load_pairs, pair_from_row, pairs_from_env, save_pairs, split_pairs
+from rlvr.preference.pairs import PreferencePair, load_pairs, pair_from_row, pairs_from_env, save_pairs, split_pairs
 from rlvr.rollout import TransformersEngine
 
 

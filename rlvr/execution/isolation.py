@@ -1,7 +1,7 @@
 """Per-worker isolation for the code sandbox: network, mount and PID namespaces.
 
 :func:`isolate_worker` runs once in each sandbox worker (the pool's ``warmup``);
-:mod:`rlvr.sandbox` forks programs from that worker, which inherit what it set up.
+:mod:`rlvr.execution.sandbox` forks programs from that worker, which inherit what it set up.
 Everything here needs root; without it every flag stays False and the sandbox
 falls back as its docs describe.
 """
