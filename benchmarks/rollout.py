@@ -30,7 +30,7 @@ os.environ.setdefault("OMP_NUM_THREADS", str(torch.get_num_threads()))
 
 import rlvr  # noqa: E402
 from rlvr.models import DEFAULT_MODEL, load_model_and_tokenizer, resolve_model_path  # noqa: E402
-from rlvr.policy import pick_autocast  # noqa: E402
+from rlvr.precision import pick_autocast  # noqa: E402
 from rlvr.rollout import SamplingParams, TransformersEngine  # noqa: E402
 from rlvr.vllm_engine import VLLMEngine  # noqa: E402
 

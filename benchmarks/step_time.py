@@ -29,7 +29,8 @@ import torch
 import rlvr
 from rlvr.agents import GRPO, Experience, GRPOConfig
 from rlvr.models import DEFAULT_MODEL, load_model_and_tokenizer, resolve_model_path
-from rlvr.policy import Policy, pick_autocast
+from rlvr.policy import Policy
+from rlvr.precision import pick_autocast
 from rlvr.rollout import SamplingParams, TransformersEngine
 
 PROMPTS, GROUP, NEW_TOKENS, BETA, LR = 4, 8, 64, 0.04, 1e-6
@@ -61,10 +62,10 @@ def rlvr_steps(model_name: str, steps: int, engine_name: str = "transformers") -
         )
         t1 = time.perf_counter()
         result = env.step(
-            problems, [rollouts.texts[b * GROUP : (b + 1) * GROUP] for b in range(PROMPTS)], on_error="record"
+            problems, rollouts.groups(), on_error="record"
         )
         t2 = time.perf_counter()
-        agent.update(Experience.from_rollouts(rollouts, torch.as_tensor(result.rewards).flatten()))
+        agent.update(Experience.from_rollouts(rollouts, result.rewards, result.scored))
         engine.sync_weights(model)  # a no-op for the transformers engine, which samples from `model` itself
         t3 = time.perf_counter()
         if step > 0:  # the first step warms up kernels and caches

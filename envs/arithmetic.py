@@ -16,7 +16,7 @@ DEFAULT_PROMPT = "What is {expression}? Put the final answer in \\boxed{}."
 
 
 class ArithmeticEnv(ProceduralEnv):
-    """Evaluate an integer expression such as ``37 + 48`` or ``12 * 7 - 30``.
+    r"""Evaluate an integer expression such as ``37 + 48`` or ``12 * 7 - 30``.
 
     Args:
         digits: operands have exactly this many digits (1 to 9; 1 includes 0).
@@ -25,7 +25,7 @@ class ArithmeticEnv(ProceduralEnv):
             precedence applies (``*`` before ``+``/``-``). Division is left out so
             every answer is an integer.
         prompt: template with ``{expression}`` (filled by plain replacement, so
-            other braces such as ``\\boxed{}`` need no escaping).
+            other braces such as ``\boxed{}`` need no escaping).
         split, reward, ...: see :class:`rlvr.core.ProceduralEnv` / :class:`rlvr.core.BanditEnv`.
 
     Default reward: :func:`rlvr.verifiers.format.boxed_answer_reward` over the math verifier.
@@ -51,16 +51,19 @@ class ArithmeticEnv(ProceduralEnv):
         super().__init__(**kwargs)
 
     def default_reward(self) -> Verifier:
+        """The boxed-answer reward over :class:`rlvr.verifiers.math_equivalence.MathVerifier`."""
         from rlvr.verifiers.math_equivalence import MathVerifier
 
         return boxed_answer_reward(MathVerifier())
 
     def known_answers(self, problem: Problem) -> tuple[list[str], list[str]]:
+        """A worked, boxed right answer, and the boxed-answer reward's must-score-0 completions."""
         gold = int(problem.reference)
         good = [f"{problem.meta['expression']} = {gold}, so the answer is \\boxed{{{gold}}}."]
         return good, boxed_answer_bad(str(gold), str(gold + 1))
 
     def generate(self, rng: np.random.Generator, problem_id: str) -> Problem:
+        """Draw operands and operators from ``rng``; the reference is the expression's exact value."""
         low = 0 if self.digits == 1 else 10 ** (self.digits - 1)
         operands = [int(x) for x in rng.integers(low, 10**self.digits, size=self.terms)]
         ops = [str(o) for o in rng.choice(list(self.operations), size=self.terms - 1)]

@@ -52,8 +52,9 @@ class _CodeEnv(DatasetEnv):
 
 
 class HumanEvalEnv(_CodeEnv):
-    """HumanEval (164 problems, one split); ``problem.meta`` keeps ``task_id`` and
-    the ``canonical_solution``.
+    """HumanEval (164 problems, one split).
+
+    ``problem.meta`` keeps ``task_id`` and the ``canonical_solution``.
 
     Args:
         split: ``"all"`` (default), or ``"train"`` / ``"test"``: HumanEval has one
@@ -103,6 +104,7 @@ class HumanEvalEnv(_CodeEnv):
         return "test" if int.from_bytes(digest[:8], "big") / 2**64 < cls.holdout_fraction else "train"
 
     def known_answers(self, problem: Problem) -> tuple[list[str], list[str]]:
+        """The canonical solution (bare and fenced after the prefix), and programs that pass no test."""
         body = problem.meta["canonical_solution"]
         entry, prefix = problem.reference["entry_point"], problem.reference["prefix"]
         good = [body, f"Here it is:\n```python\n{prefix}{body}```"]
@@ -147,6 +149,20 @@ class MBPPEnv(_CodeEnv):
 
     @staticmethod
     def to_problem(row: dict[str, Any], index: int, prompt: str, challenge_tests: bool) -> Problem:
+        """Turn one MBPP row into a problem whose reference is its test suite.
+
+        Args:
+            row: an MBPP row, with ``text`` and a non-empty ``test_list``.
+            index: the row's position, used for the id when it has no ``task_id``.
+            prompt: template with ``{text}`` and ``{test}``.
+            challenge_tests: also include the row's ``challenge_test_list``.
+
+        Returns:
+            The problem, with the row's reference solution in ``meta["code"]``.
+
+        Raises:
+            ValueError: the row lacks ``text`` or a non-empty ``test_list``.
+        """
         if not isinstance(row.get("text"), str) or not isinstance(row.get("test_list"), list) or not row["test_list"]:
             raise ValueError(f"MBPP rows need 'text' and a non-empty 'test_list'; row {index} has {sorted(row)}")
         tests = list(row["test_list"]) + (list(row.get("challenge_test_list") or []) if challenge_tests else [])
@@ -155,6 +171,7 @@ class MBPPEnv(_CodeEnv):
         return Problem(f"mbpp-{row.get('task_id', index)}", text, suite, {"code": row.get("code", "")})
 
     def known_answers(self, problem: Problem) -> tuple[list[str], list[str]] | None:
+        """The row's reference solution, fenced, and two completions that pass nothing; ``None`` without one."""
         code = problem.meta.get("code")
         if not code:
             return None

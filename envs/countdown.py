@@ -49,15 +49,18 @@ class CountdownEnv(ProceduralEnv):
         super().__init__(**kwargs)
 
     def default_reward(self) -> Verifier:
+        """The boxed-answer reward over :class:`rlvr.verifiers.countdown.CountdownVerifier`."""
         from rlvr.verifiers.countdown import CountdownVerifier
 
         return boxed_answer_reward(CountdownVerifier())
 
     def known_answers(self, problem: Problem) -> tuple[list[str], list[str]]:
+        """The generator's solution, boxed, and the boxed-answer reward's must-score-0 completions."""
         solution = problem.reference["solution"]
         return [f"\\boxed{{{solution}}}"], boxed_answer_bad(solution, f"{solution} + 1")
 
     def generate(self, rng: np.random.Generator, problem_id: str) -> Problem:
+        """Draw ``count`` numbers and a reachable target (with its solution) from ``rng``."""
         numbers = [int(x) for x in rng.integers(1, self.max_number + 1, size=self.count)]
         best: tuple[int, str] | None = None
         for _ in range(100):

@@ -127,8 +127,21 @@ class _InstructionEnvBase:
         return WeightedSum({"constraints": InstructionFollowing(self.mode)})
 
     def self_check(self, n: int = 3, seed: int = 0) -> int:
-        """Every constraint's own passing example scores 1 and failing example 0
-        through this environment's reward (a fail-open rule stops the run)."""
+        """Check that every constraint's own examples score as they should.
+
+        Each constraint's passing example must score 1 and its failing example 0
+        through this environment's reward (a fail-open rule stops the run).
+
+        Args:
+            n: unused; every constraint of the environment is checked.
+            seed: unused; the examples are fixed.
+
+        Returns:
+            How many completions were checked.
+
+        Raises:
+            SelfCheckError: an example scored other than expected.
+        """
         from rlvr.verifiers.instructions import CONSTRAINTS
 
         checked = 0
@@ -172,6 +185,7 @@ class InstructionsEnv(_InstructionEnvBase, ProceduralEnv):
         super().__init__(**kwargs)
 
     def generate(self, rng: np.random.Generator, problem_id: str) -> Problem:
+        """Draw a writing task and 1 to ``max_constraints`` non-conflicting constraints from ``rng``."""
         task = TASKS[int(rng.integers(len(TASKS)))]
         count = int(rng.integers(1, self.max_constraints + 1))
         chosen: list[str] = []

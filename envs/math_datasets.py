@@ -1,4 +1,4 @@
-"""``rlvr/GSM8K-v0`` and ``rlvr/MATH-v0``: math datasets loaded with ``datasets.load_dataset``.
+r"""``rlvr/GSM8K-v0`` and ``rlvr/MATH-v0``: math datasets loaded with ``datasets.load_dataset``.
 
 Both read the hub by default and local files in the same format through
 ``data_files`` (a path, or ``{"train": path, "test": path}``; ``.json``/``.jsonl``,
@@ -6,7 +6,7 @@ Both read the hub by default and local files in the same format through
 
 * GSM8K rows: ``question`` and ``answer``, the answer ending in ``#### 42``.
 * MATH rows: ``problem`` and ``solution`` (the gold answer is the solution's last
-  ``\\boxed{}``), or an explicit ``answer`` field when the file has one.
+  ``\boxed{}``), or an explicit ``answer`` field when the file has one.
 
 A row whose gold answer cannot be found becomes a problem with no reference; the
 math verifier reports it UNSCORABLE and training leaves it out.
@@ -74,6 +74,11 @@ class GSM8KEnv(_MathDatasetEnv):
     hub_path, hub_name = "openai/gsm8k", "main"
 
     def to_problem(self, row: dict[str, Any], problem_id: str, prompt: str) -> Problem:
+        """Turn a GSM8K row into a problem; the gold is what follows ``####`` (commas dropped), else None.
+
+        Raises:
+            ValueError: the row lacks ``question`` or ``answer``.
+        """
         try:
             question, answer = row["question"], row["answer"]
         except KeyError as exc:
@@ -90,6 +95,11 @@ class MATHEnv(_MathDatasetEnv):
     hub_path, hub_name = "DigitalLearningGmbH/MATH-lighteval", None
 
     def to_problem(self, row: dict[str, Any], problem_id: str, prompt: str) -> Problem:
+        """Turn a MATH row into a problem; the gold is its ``answer``, else the solution's last box.
+
+        Raises:
+            ValueError: the row lacks ``problem``.
+        """
         if "problem" not in row:
             raise ValueError(f"MATH rows need a 'problem' field; row {problem_id} has {sorted(row)}")
         gold = row.get("answer")

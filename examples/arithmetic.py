@@ -15,9 +15,11 @@ import torch
 
 import rlvr
 from rlvr.agents import GRPO, PPO, Experience, GRPOConfig, PPOConfig, Reinforce, ReinforceConfig
-from rlvr.evaluation import distinct_problems, evaluate
+from rlvr.agents.critic import Critic
+from rlvr.evaluation import evaluate
 from rlvr.models import DEFAULT_MODEL, load_model_and_tokenizer
-from rlvr.policy import Critic, Policy, pick_autocast
+from rlvr.policy import Policy
+from rlvr.precision import pick_autocast
 from rlvr.rollout import SamplingParams, TransformersEngine
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -52,7 +54,7 @@ else:
 engine = TransformersEngine(model, tokenizer, chat_template=not args.no_chat_template, autocast=mixed)
 train_env = rlvr.BatchedEnv(rlvr.make("rlvr/Arithmetic-v0", split="train"))
 test_env = rlvr.BatchedEnv(rlvr.make("rlvr/Arithmetic-v0", split="test"))
-held_out = distinct_problems(test_env, args.eval_problems, seed=1)
+held_out = test_env.distinct_problems(args.eval_problems, seed=1)
 
 
 def accuracy() -> float:
@@ -66,9 +68,8 @@ for step in range(args.steps):
     problems = train_env.reset(B)
     params = SamplingParams(n=G, max_new_tokens=args.max_new_tokens, seed=args.seed * 100_003 + step)
     rollouts = engine.generate([p.prompt for p in problems], params)
-    result = train_env.step(problems, [rollouts.texts[b * G : (b + 1) * G] for b in range(B)], on_error="record")
-    rewards, scored = torch.as_tensor(result.rewards).flatten(), torch.as_tensor(result.scored).flatten()
-    metrics = agent.update(Experience.from_rollouts(rollouts, rewards, scored))
+    result = train_env.step(problems, rollouts.groups(), on_error="record")
+    metrics = agent.update(Experience.from_rollouts(rollouts, result.rewards, result.scored))
     print(
         f"step {step:3d}  reward {metrics['reward_mean']:.3f}  kl {metrics.get('kl_ref', 0.0):.4f}  "
         f"len {metrics['response_length']:.1f}  entropy {metrics['entropy']:.2f}"

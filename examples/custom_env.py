@@ -11,12 +11,14 @@ WORDS = ["planet", "reward", "gradient", "verifier", "token", "policy", "sample"
 
 
 class ReverseWordEnv(rlvr.ProceduralEnv):
-    """Spell a word backwards; the answer goes in \\boxed{}."""
+    r"""Spell a word backwards; the answer goes in \boxed{}."""
 
     def default_reward(self):
+        """Case-sensitive exact match against the boxed answer."""
         return rlvr.make_verifier("exact-match", extract="boxed", case_sensitive=True)
 
     def generate(self, rng: np.random.Generator, problem_id: str) -> rlvr.Problem:
+        """Draw a word with ``rng``; the reference is the word reversed."""
         word = WORDS[int(rng.integers(len(WORDS)))]
         prompt = f"Spell the word '{word}' backwards. Put the result in \\boxed{{}}."
         return rlvr.Problem(id=problem_id, prompt=prompt, reference=word[::-1])

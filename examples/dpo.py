@@ -16,7 +16,8 @@ import copy
 import torch
 
 from rlvr.models import DEFAULT_MODEL, load_model_and_tokenizer
-from rlvr.policy import Policy, pick_autocast
+from rlvr.policy import Policy
+from rlvr.precision import pick_autocast
 from rlvr.preference.dpo import DPO, DPOConfig
 from rlvr.preference.pairs import load_pairs, split_pairs
 

@@ -17,12 +17,13 @@ import torch
 
 import rlvr
 from rlvr.agents.losses import aggregate
-from rlvr.evaluation import distinct_problems, evaluate
+from rlvr.evaluation import evaluate
 from rlvr.models import DEFAULT_MODEL, load_model_and_tokenizer
-from rlvr.policy import Policy, pick_autocast
-from rlvr.preference.dpo import encode_completions
+from rlvr.policy import Policy
+from rlvr.precision import pick_autocast
 from rlvr.preference.rejection import best_of_n, sample_and_score, select, write_sft
 from rlvr.rollout import TransformersEngine
+from rlvr.tokens import encode_completions
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--model", default=DEFAULT_MODEL)
@@ -49,7 +50,7 @@ chat = not args.no_chat_template
 engine = TransformersEngine(model, tokenizer, chat_template=chat, autocast=mixed)
 train_env = rlvr.BatchedEnv(rlvr.make(args.env, split="train"))
 test_env = rlvr.BatchedEnv(rlvr.make(args.env, split="test"))
-held_out = distinct_problems(test_env, args.eval_problems, seed=1)
+held_out = test_env.distinct_problems(args.eval_problems, seed=1)
 sampling = {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature}
 
 bon = best_of_n(engine, test_env, held_out, n=args.n, **sampling)
@@ -59,7 +60,7 @@ print(
 )
 
 scored = sample_and_score(
-    engine, train_env, distinct_problems(train_env, args.prompts, seed=0), n=args.n, seed=args.seed, **sampling
+    engine, train_env, train_env.distinct_problems(args.prompts, seed=0), n=args.n, seed=args.seed, **sampling
 )
 picks = select(scored, args.select, k=args.k, min_reward=args.min_reward)
 write_sft(scored, picks, args.out)

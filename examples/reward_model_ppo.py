@@ -22,9 +22,11 @@ import torch
 
 import rlvr
 from rlvr.agents import PPO, Experience, PPOConfig
-from rlvr.evaluation import distinct_problems, evaluate
+from rlvr.agents.critic import Critic
+from rlvr.evaluation import evaluate
 from rlvr.models import DEFAULT_MODEL, load_model_and_tokenizer
-from rlvr.policy import Critic, Policy, pick_autocast
+from rlvr.policy import Policy
+from rlvr.precision import pick_autocast
 from rlvr.preference.reward_model import load_reward_model
 from rlvr.rollout import SamplingParams, TransformersEngine
 from rlvr.verifiers.reward_model import RewardModelVerifier
@@ -63,7 +65,7 @@ reference = Policy(copy.deepcopy(model).eval().requires_grad_(False), temperatur
 engine = TransformersEngine(model, tokenizer, chat_template=chat, autocast=mixed)
 train_env = rlvr.BatchedEnv(rlvr.make(args.env, split="train", reward=rm_reward))
 test_env = rlvr.BatchedEnv(rlvr.make(args.env, split="test"))
-held_out = distinct_problems(test_env, args.eval_problems, seed=1)
+held_out = test_env.distinct_problems(args.eval_problems, seed=1)
 B, G = args.prompts, args.group
 
 
@@ -71,7 +73,7 @@ def sample_batch(problems, seed):
     params = SamplingParams(n=G, max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=seed)
     rollouts = engine.generate([p.prompt for p in problems], params)
     return rollouts, train_env.step(
-        problems, [rollouts.texts[b * G : (b + 1) * G] for b in range(B)], on_error="record"
+        problems, rollouts.groups(), on_error="record"
     )
 
 
@@ -106,9 +108,8 @@ before = accuracy()
 print(f"held-out accuracy (rule-based verifier) before: {before:.3f}")
 for step in range(args.steps):
     rollouts, result = sample_batch(train_env.reset(B), seed=step)
-    rewards, scored = torch.as_tensor(result.rewards).flatten(), torch.as_tensor(result.scored).flatten()
     raw = [info["details"]["raw_score"] for row in result.infos for info in row if info["scored"]]
-    metrics = agent.update(Experience.from_rollouts(rollouts, rewards, scored))
+    metrics = agent.update(Experience.from_rollouts(rollouts, result.rewards, result.scored))
     print(
         f"step {step:3d}  rm score {sum(raw) / max(len(raw), 1):+.3f} (normalised {metrics['reward_mean']:+.3f})  "
         f"kl {metrics.get('kl_ref', 0.0):.4f}  value loss {metrics.get('value_loss', 0.0):.3f}  "

@@ -1,4 +1,4 @@
-"""rlvr: reinforcement learning of language models against verifiable rewards.
+r"""rlvr: reinforcement learning of language models against verifiable rewards.
 
 The public API::
 

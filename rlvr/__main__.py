@@ -1,3 +1,5 @@
+"""Run the ``rlvr`` command line: ``python -m rlvr ...`` is the same as ``rlvr ...``."""
+
 import sys
 
 from rlvr.cli import main

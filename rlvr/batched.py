@@ -58,6 +58,30 @@ class BatchedEnv:
             problems.append(self.env.problem)
         return problems
 
+    def distinct_problems(self, n: int, *, seed: int, max_draws: int | None = None) -> list[Problem]:
+        """``n`` different problems (by prompt), drawn reproducibly; fewer if the split is smaller.
+
+        Draws go through the environment's own ``reset``, so they respect its
+        split; at most ``max_draws`` (default ``50 * n``) are tried.
+        """
+        seen: dict[Any, Problem] = {}
+        drawn = self.reset(1, seed=seed)
+        for _ in range(max_draws or 50 * n):
+            for p in drawn:
+                seen.setdefault(p.prompt, p)
+            if len(seen) >= n:
+                break
+            drawn = self.reset(1)
+        return list(seen.values())[:n]
+
+    def state_dict(self) -> dict[str, Any]:
+        """The position of the environment's problem stream (its RNG), for checkpoints."""
+        return {"rng": self.env.np_random.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue the problem stream from :meth:`state_dict`."""
+        self.env.np_random.bit_generator.state = state["rng"]
+
     def step(
         self,
         problems: Sequence[Problem],

@@ -39,6 +39,24 @@ def save_checkpoint(
     tokenizer: Any = None,
     keep: int = 2,
 ) -> Path:
+    """Write the checkpoint of ``step`` to ``run_dir/checkpoints/step-NNNNNN/``.
+
+    The folder is written as ``step-NNNNNN.partial`` and renamed when complete;
+    then all but the newest ``keep`` checkpoints are deleted.
+
+    Args:
+        run_dir: the run's folder.
+        step: the training step the checkpoint is taken after.
+        model: the policy, saved with ``save_pretrained`` (LoRA saves only adapters).
+        optimizers: optimisers and schedulers by name; their state dicts go to ``optimizer.pt``.
+        state: JSON-able run state (agent state, env RNG, timing) stored with the step in ``state.json``.
+        critic: PPO's critic, when there is one.
+        tokenizer: saved alongside the model so the checkpoint loads on its own.
+        keep: how many checkpoints to keep.
+
+    Returns:
+        The checkpoint's folder.
+    """
     root = run_dir / "checkpoints"
     final = root / f"step-{step:06d}"
     tmp = root / f"step-{step:06d}.partial"
@@ -63,6 +81,7 @@ def save_checkpoint(
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint (one with a ``state.json``) of ``run_dir``, or None."""
     found = sorted(p for p in (run_dir / "checkpoints").glob("step-??????") if (p / "state.json").exists())
     return found[-1] if found else None
 

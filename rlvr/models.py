@@ -32,6 +32,7 @@ class ModelNotFoundError(FileNotFoundError):
 
 
 def default_cache_dir() -> Path:
+    """Where converted models are cached: ``$RLVR_CACHE``, else ``~/.cache/rlvr``."""
     return Path(os.environ.get("RLVR_CACHE", Path.home() / ".cache" / "rlvr"))
 
 
@@ -86,8 +87,14 @@ def resolve_model_path(name: str, cache_dir: Path | None = None) -> str:
 
 
 def resolve_device(setting: str = "auto") -> Any:
-    """``"auto"``: the first CUDA GPU if torch sees one, else the CPU; otherwise any
-    ``torch.device`` string (``"cpu"``, ``"cuda:1"``), checked to exist."""
+    """The ``torch.device`` a model setting names.
+
+    ``"auto"``: the first CUDA GPU if torch sees one, else the CPU; otherwise any
+    ``torch.device`` string (``"cpu"``, ``"cuda:1"``), checked to exist.
+
+    Raises:
+        ValueError: ``setting`` is not a torch device, or names CUDA where torch sees no GPU.
+    """
     import torch
 
     if setting == "auto":
@@ -104,8 +111,14 @@ def resolve_device(setting: str = "auto") -> Any:
 def load_model_and_tokenizer(
     name: str, *, dtype: str = "float32", device: str = "cpu", cache_dir: Path | None = None
 ) -> tuple[Any, Any]:
-    """``(model, tokenizer)`` with the model on ``device`` (see :func:`resolve_device`);
-    the tokenizer gets a pad token (EOS) if it has none."""
+    """Load ``(model, tokenizer)`` with the model on ``device`` (see :func:`resolve_device`).
+
+    The model name is resolved by :func:`resolve_model_path`; the tokenizer gets a
+    pad token (EOS) if it has none.
+
+    Raises:
+        ModelNotFoundError: the model cannot be found locally or loaded from the hub.
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

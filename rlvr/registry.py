@@ -68,11 +68,21 @@ class NotRegisteredError(LookupError):
 
 
 class DuplicateRegistrationError(ValueError):
-    pass
+    """An environment id or verifier name that is already registered; the message says by whom."""
 
 
 @dataclass(frozen=True)
 class EnvEntry:
+    """A registered environment.
+
+    Attributes:
+        id: the environment id (``"namespace/Name-v0"``).
+        entry_point: ``"module:Class"`` (imported on first use) or a callable returning the env.
+        kwargs: default keyword arguments, which :func:`make` overrides.
+        description: one line shown by ``rlvr envs``.
+        source: who registered it: ``"rlvr"``, ``"plug-in <distribution>"`` or ``"user"``.
+    """
+
     id: str
     entry_point: str | Callable[..., gym.Env]
     kwargs: dict[str, Any] = field(default_factory=dict)
@@ -82,6 +92,16 @@ class EnvEntry:
 
 @dataclass(frozen=True)
 class VerifierEntry:
+    """A registered verifier.
+
+    Attributes:
+        name: the verifier name.
+        target: ``"module:attr"`` (imported on first use), a verifier class or a function.
+        kwargs: default keyword arguments, which :func:`make_verifier` overrides.
+        description: one line shown by ``rlvr verifiers``.
+        source: who registered it: ``"rlvr"``, ``"plug-in <distribution>"`` or ``"user"``.
+    """
+
     name: str
     target: str | Callable[..., Any]
     kwargs: dict[str, Any] = field(default_factory=dict)
@@ -224,10 +244,16 @@ def _check_verifier_target(target: Any, name: str, kwargs: dict[str, Any]) -> No
 
 
 def unregister_verifier(name: str) -> None:
+    """Remove a registered verifier; for notebooks and tests.
+
+    Raises:
+        NotRegisteredError: no verifier is registered as ``name``.
+    """
     _VERIFIERS.pop(_verifier_entry(name).name)
 
 
 def verifier_entries() -> dict[str, VerifierEntry]:
+    """All registered verifiers, built-in, plug-in and user, by name."""
     _load_plugins_once()
     return dict(sorted(_VERIFIERS.items()))
 
@@ -284,8 +310,16 @@ def _plugin_source(ep: importlib.metadata.EntryPoint) -> str:
 
 # -- built-ins ------------------------------------------------------------------------
 def register_builtins(kind: str, table: dict[str, tuple[str, str]], package: str) -> Callable[[str], Any]:
-    """Register rlvr's own ``{name: ("module:Class", description)}`` entries and
-    return a module ``__getattr__`` that loads each class on first access."""
+    """Register rlvr's own ``{name: ("module:Class", description)}`` entries.
+
+    Args:
+        kind: ``"env"`` for environments; anything else registers verifiers.
+        table: the entries, by name.
+        package: the package whose ``__getattr__`` is returned (named in its errors).
+
+    Returns:
+        A module ``__getattr__`` that loads each class on first access.
+    """
     for name, (target, description) in table.items():
         if kind == "env":
             _register_env(EnvEntry(name, target, {}, description, "rlvr"))

@@ -83,6 +83,11 @@ class FunctionVerifier:
         self.fn = functools.partial(fn, **kwargs) if kwargs else fn
 
     def __call__(self, completion: str, problem: Problem) -> Verdict:
+        """Call the function; a float (or bool) result becomes a :class:`Verdict`.
+
+        Raises:
+            TypeError: the function returned neither a number nor a Verdict.
+        """
         return _coerce(self.fn(completion, problem), self.name)
 
     def __repr__(self) -> str:
@@ -119,6 +124,7 @@ def as_verifier(obj: Any, name: str | None = None, **kwargs: Any) -> Verifier:
 
 
 def verifier_name(verifier: Any) -> str:
+    """The verifier's ``name`` attribute, or its class name when it has none."""
     return getattr(verifier, "name", None) or type(verifier).__name__
 
 
@@ -164,8 +170,11 @@ def verify_batch(verifier: Verifier, completions: Sequence[str], problems: Seque
 
 
 def combine_status(statuses: Sequence[Status]) -> Status:
-    """The status of a composite: a machinery failure outranks an unscorable
-    reference, which outranks any score; CORRECT only when every leaf is."""
+    """The status of a composite, from the statuses of its leaves.
+
+    A machinery failure outranks an unscorable reference, which outranks any score;
+    CORRECT only when every leaf is.
+    """
     if Status.ERROR in statuses:
         return Status.ERROR
     if Status.UNSCORABLE in statuses:
@@ -188,6 +197,7 @@ class Composite:
             self.children[key] = child if isinstance(child, Composite) else as_verifier(child, key)
 
     def leaves(self) -> dict[str, Verifier]:
+        """The leaf verifiers, nested composites flattened, keyed by ``/``-joined component paths."""
         out: dict[str, Verifier] = {}
         for key, child in self.children.items():
             if isinstance(child, Composite):
@@ -197,6 +207,7 @@ class Composite:
         return out
 
     def child_score(self, key: str, scores: Mapping[str, float]) -> float:
+        """The score of child ``key`` from the leaf ``scores``: a leaf's own, a composite's combined."""
         child = self.children[key]
         if isinstance(child, Composite):
             prefix = f"{key}/" if key else ""
@@ -217,9 +228,16 @@ class Composite:
         return Verdict(self.combine(scores), status, {"components": components})
 
     def __call__(self, completion: str, problem: Problem) -> Verdict:
+        """Score ``completion`` with every leaf and combine.
+
+        Returns:
+            A verdict with the combined score, the status from :func:`combine_status`,
+            and each leaf's score, status and details in ``details["components"]``.
+        """
         return self._verdict({k: verify(v, completion, problem) for k, v in self.leaves().items()})
 
     def batch(self, completions: Sequence[str], problems: Sequence[Problem]) -> list[Verdict]:
+        """Score a batch with each leaf (through its own ``batch`` where it has one), then combine per item."""
         per_leaf = {k: verify_batch(v, completions, problems) for k, v in self.leaves().items()}
         return [self._verdict({k: vs[i] for k, vs in per_leaf.items()}) for i in range(len(completions))]
 
@@ -248,6 +266,7 @@ class WeightedSum(Composite):
         self.weights = {k: float(weights.get(k, 1.0)) for k in self.children}
 
     def combine(self, scores: Mapping[str, float]) -> float:
+        """The weighted sum of the children's scores."""
         return sum(w * self.child_score(k, scores) for k, w in self.weights.items())
 
     def __repr__(self) -> str:
@@ -280,6 +299,7 @@ class Gate(Composite):
         self.otherwise = float(otherwise)
 
     def combine(self, scores: Mapping[str, float]) -> float:
+        """The reward's score when the condition reaches the threshold, else ``otherwise``."""
         if self.child_score(self.condition_key, scores) >= self.threshold:
             return self.child_score(self.reward_key, scores)
         return self.otherwise
@@ -298,6 +318,7 @@ class Clip(Composite):
         self.low, self.high = float(low), float(high)
 
     def combine(self, scores: Mapping[str, float]) -> float:
+        """The inner score clamped to ``[low, high]``."""
         (key,) = self.children
         return min(max(self.child_score(key, scores), self.low), self.high)
 

@@ -1,7 +1,7 @@
 """Rollout engines: G sampled completions per prompt, with the sampler's log-probs.
 
-The protocol is what the trainer needs from any engine (``transformers`` here;
-vLLM later): :meth:`RolloutEngine.generate` and :meth:`RolloutEngine.sync_weights`.
+The protocol is what the trainer needs from any engine (``transformers`` here,
+vLLM in :mod:`rlvr.vllm_engine`): :meth:`RolloutEngine.generate` and :meth:`RolloutEngine.sync_weights`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
-from rlvr.policy import autocast
+from rlvr.precision import autocast
+from rlvr.tokens import encode_prompts, render_prompt
 
-__all__ = ["RolloutEngine", "Rollouts", "SamplingParams", "TransformersEngine", "render_prompt"]
+__all__ = ["RolloutEngine", "Rollouts", "SamplingParams", "TransformersEngine"]
 
 
 @dataclass(frozen=True)
@@ -82,15 +83,29 @@ class Rollouts:
 
     @property
     def input_ids(self) -> Tensor:
+        """``[N, P + T]``: prompt and completion."""
         return torch.cat([self.prompt_ids, self.completion_ids], dim=1)
 
     @property
     def attention_mask(self) -> Tensor:
+        """``[N, P + T]``: 1 on real tokens."""
         return torch.cat([self.prompt_mask, self.completion_mask], dim=1)
 
     @property
     def prompt_len(self) -> int:
+        """P, the padded prompt width."""
         return self.prompt_ids.shape[1]
+
+    @property
+    def group_size(self) -> int:
+        """G, completions per prompt."""
+        prompts = int(self.group[-1]) + 1 if len(self.group) else 1
+        return len(self.texts) // prompts
+
+    def groups(self) -> list[list[str]]:
+        """The completion texts as ``[B][G]``: ``groups()[b]`` are prompt ``b``'s samples."""
+        g = self.group_size
+        return [self.texts[i : i + g] for i in range(0, len(self.texts), g)]
 
 
 class RolloutEngine(Protocol):
@@ -98,17 +113,6 @@ class RolloutEngine(Protocol):
 
     def sync_weights(self, model: nn.Module) -> None:
         """Make the engine sample from ``model``'s current weights."""
-
-
-def render_prompt(tokenizer: Any, prompt: str | Sequence[dict[str, str]], chat_template: bool = True) -> str:
-    """The text the model sees: the chat template applied when the tokenizer has
-    one (a plain-text prompt becomes one user message), else the prompt itself."""
-    if chat_template and getattr(tokenizer, "chat_template", None):
-        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else [dict(m) for m in prompt]
-        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    if not isinstance(prompt, str):
-        raise ValueError("chat prompts need a tokenizer with a chat template")
-    return prompt
 
 
 class TransformersEngine:
@@ -144,16 +148,9 @@ class TransformersEngine:
 
         tok = self.tokenizer
         texts = [render_prompt(tok, p, self.chat_template) for p in prompts]
-        side = tok.padding_side
-        tok.padding_side = "left"
-        try:
-            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        finally:
-            tok.padding_side = side
-        if enc.input_ids.shape[1] > self.max_prompt_tokens:
-            raise ValueError(
-                f"a prompt has {enc.input_ids.shape[1]} tokens > max_prompt_tokens={self.max_prompt_tokens}"
-            )
+        prompt_ids, prompt_mask = encode_prompts(tok, texts)  # [B, P], left-padded
+        if prompt_ids.shape[1] > self.max_prompt_tokens:
+            raise ValueError(f"a prompt has {prompt_ids.shape[1]} tokens > max_prompt_tokens={self.max_prompt_tokens}")
         device = next(self.model.parameters()).device
         sampling = (
             {}
@@ -178,15 +175,15 @@ class TransformersEngine:
                 if params.seed is not None:
                     torch.manual_seed(params.seed)
                 out = self.model.generate(
-                    input_ids=enc.input_ids.to(device),
-                    attention_mask=enc.attention_mask.to(device),
+                    input_ids=prompt_ids.to(device),
+                    attention_mask=prompt_mask.to(device),
                     generation_config=config,
                     tokenizer=tok if params.stop else None,
                 )
         finally:
             self.model.train(was_training)
 
-        prompt_len = enc.input_ids.shape[1]
+        prompt_len = prompt_ids.shape[1]
         completion_ids = out.sequences[:, prompt_len:]  # [N, T]
         scores = torch.stack(out.scores, dim=1).float()  # [N, T, V], after temperature / top-p
         logprobs = torch.log_softmax(scores, dim=-1).gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
@@ -195,8 +192,8 @@ class TransformersEngine:
         completion_ids = torch.where(mask.bool(), completion_ids, torch.full_like(completion_ids, tok.pad_token_id))
         n = params.n
         return Rollouts(
-            prompt_ids=enc.input_ids.repeat_interleave(n, dim=0).to(device),
-            prompt_mask=enc.attention_mask.repeat_interleave(n, dim=0).to(device),
+            prompt_ids=prompt_ids.repeat_interleave(n, dim=0).to(device),
+            prompt_mask=prompt_mask.repeat_interleave(n, dim=0).to(device),
             completion_ids=completion_ids,
             completion_mask=mask,
             sampler_logprobs=torch.where(mask.bool(), logprobs, torch.zeros_like(logprobs)),

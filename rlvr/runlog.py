@@ -20,6 +20,15 @@ __all__ = ["RunLog", "read_metrics"]
 
 
 class RunLog:
+    """The run folder's JSON-lines files (appended to, so a resumed run continues them) and the live display.
+
+    Args:
+        run_dir: the run folder; the files are opened in it.
+        total_steps: the progress bar's total.
+        progress: show a live progress bar (with ``rich``); otherwise messages are printed.
+        start_step: steps already done (a resumed run starts its bar there).
+    """
+
     def __init__(self, run_dir: Path, *, total_steps: int, progress: bool = True, start_step: int = 0) -> None:
         self.run_dir = run_dir
         self.metrics_file = (run_dir / "metrics.jsonl").open("a")
@@ -41,6 +50,7 @@ class RunLog:
             self.progress.start()
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
+        """Append ``step``'s metrics (non-finite floats as null) to metrics.jsonl and update the display."""
         record = {"step": step, "time": time.time(), **{k: _clean(v) for k, v in metrics.items()}}
         self.metrics_file.write(json.dumps(record) + "\n")
         self.metrics_file.flush()
@@ -52,23 +62,30 @@ class RunLog:
             self.progress.update(self.task, completed=step + 1, status=status)
 
     def message(self, text: str) -> None:
+        """Print ``text`` above the progress bar, or plainly without one."""
         if self.progress is not None:
             self.progress.console.print(text)
         else:
             print(text, flush=True)
 
     def samples(self, step: int, rows: list[dict[str, Any]]) -> None:
+        """Append ``step``'s sample rows (completions and their reward breakdown) to samples.jsonl."""
         for row in rows:
             self.samples_file.write(json.dumps({"step": step, **row}, default=str) + "\n")
         self.samples_file.flush()
 
     def errors(self, step: int, rows: list[dict[str, Any]]) -> None:
+        """Append verifier errors to errors.jsonl and show each one.
+
+        Each row needs ``problem_id`` and ``error``.
+        """
         for row in rows:
             self.errors_file.write(json.dumps({"step": step, **row}) + "\n")
             self.message(f"[yellow]step {step}: verifier error on problem {row['problem_id']}: {row['error']}")
         self.errors_file.flush()
 
     def close(self) -> None:
+        """Stop the display and close the files."""
         if self.progress is not None:
             self.progress.stop()
         for f in (self.metrics_file, self.samples_file, self.errors_file):
@@ -82,6 +99,11 @@ def _clean(value: Any) -> Any:
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The records of a run's metrics.jsonl, in order.
+
+    Raises:
+        FileNotFoundError: ``run_dir`` has no metrics.jsonl.
+    """
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: is {run_dir} a run folder?")

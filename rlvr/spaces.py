@@ -38,9 +38,15 @@ class UnicodeText(spaces.Text):
         self.sample_max_length = max(self.min_length, min(int(sample_max_length), self.max_length))
 
     def contains(self, x: Any) -> bool:
+        """Whether ``x`` is a ``str`` whose length lies within the bounds; any characters."""
         return isinstance(x, str) and self.min_length <= len(x) <= self.max_length
 
     def sample(self, mask: Any = None, probability: Any = None) -> str:
+        """A random short string over :data:`SAMPLE_CHARSET`, for smoke tests.
+
+        Without ``mask`` or ``probability`` the length is drawn from ``min_length``
+        to ``sample_max_length``; otherwise gymnasium's ``Text.sample`` rules apply.
+        """
         if mask is None and probability is None:
             length = int(self.np_random.integers(self.min_length, self.sample_max_length + 1))
             mask = (length, None)

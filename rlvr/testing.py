@@ -1,4 +1,4 @@
-"""Property tests for verifiers: the contract every reward function must keep.
+r"""Property tests for verifiers: the contract every reward function must keep.
 
 Needs ``hypothesis`` (``pip install rlvr[dev]``). Test a verifier in a few lines::
 
@@ -7,7 +7,7 @@ Needs ``hypothesis`` (``pip install rlvr[dev]``). Test a verifier in a few lines
 
     def test_my_verifier():
         problem = Problem(id="p", prompt="2+2?", reference="4")
-        check_verifier(MyVerifier(), problem, positives=["\\\\boxed{4}"], negatives=["\\\\boxed{5}"])
+        check_verifier(MyVerifier(), problem, positives=["\\boxed{4}"], negatives=["\\boxed{5}"])
 
 :func:`check_verifier` asserts that known-good completions score 1 and known-bad
 ones 0, then throws arbitrary Unicode, huge, empty, adversarial-LaTeX and
@@ -99,7 +99,10 @@ def check_verifier(
     """Assert the verifier contract; raises AssertionError naming the failing input.
 
     Args:
-        positives / negatives: completions that must score exactly 1 (CORRECT) / 0.
+        verifier: the verifier under test.
+        problem: the problem every completion is scored against.
+        positives: completions that must score exactly 1 (CORRECT).
+        negatives: completions that must score exactly 0.
         score_range: the bounds every score must lie in (widen it for a reward model).
         max_seconds: time bound for any single verification.
         degenerate: :data:`DEGENERATE_COMPLETIONS` must score 0 (turn off only for a
@@ -112,6 +115,10 @@ def check_verifier(
         sprayed_answer: if given, completions that box this (right) answer among
             other candidates must score 0.
         examples: how many random completions hypothesis tries.
+
+    Raises:
+        AssertionError: a check failed; the message names the failing input.
+        VerifierError: the verifier raised on some completion.
     """
     low, high = score_range
 

@@ -25,11 +25,13 @@ import torch
 
 import rlvr
 from rlvr.agents import GRPO, PPO, Experience, Reinforce
+from rlvr.agents.critic import Critic
 from rlvr.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from rlvr.config import RunConfig, to_yaml
-from rlvr.evaluation import distinct_problems, evaluate
+from rlvr.evaluation import evaluate
 from rlvr.models import load_model_and_tokenizer, resolve_device, resolve_model_path
-from rlvr.policy import Critic, Policy, add_lora, pick_autocast
+from rlvr.policy import Policy, add_lora
+from rlvr.precision import pick_autocast
 from rlvr.rollout import SamplingParams, TransformersEngine
 from rlvr.runlog import RunLog
 
@@ -87,19 +89,6 @@ def _schedule(cfg: RunConfig, optimizer: torch.optim.Optimizer) -> torch.optim.l
         return 1.0
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def _agent_state(agent: Any) -> dict[str, Any]:
-    state = {"kl": agent.kl_ctl.state_dict()}
-    if isinstance(agent, Reinforce):
-        state["baseline"] = agent.moving_average.state_dict()
-    return state
-
-
-def _restore_agent(agent: Any, state: dict[str, Any]) -> None:
-    agent.kl_ctl.load_state_dict(state["kl"])
-    if "baseline" in state:
-        agent.moving_average.load_state_dict(state["baseline"])
 
 
 def _engine(cfg: RunConfig, model: torch.nn.Module, tokenizer: Any, mixed: torch.dtype | None) -> Any:
@@ -170,12 +159,12 @@ def train(cfg: RunConfig) -> Path:
     start_step, elapsed_before = 0, 0.0
     if resume is not None:
         state = load_checkpoint(resume, model=model, optimizers=optimizers, critic=critic)
-        _restore_agent(agent, state["agent"])
-        train_env.env.np_random.bit_generator.state = state["env_rng"]
+        agent.load_state_dict(state["agent"])
+        train_env.load_state_dict(state["env"])
         start_step, elapsed_before = state["step"], state["elapsed"]
         engine.sync_weights(model)  # a vLLM engine starts from the base weights
 
-    eval_problems = distinct_problems(eval_env, cfg.eval.problems, seed=seed + 1)
+    eval_problems = eval_env.distinct_problems(cfg.eval.problems, seed=seed + 1)
     log = RunLog(run_dir, total_steps=cfg.train.steps, progress=cfg.log.progress, start_step=start_step)
     log.message(
         f"run folder: {run_dir}" + (f"  (resumed from {resume})" if resume else "") + f"  autocast: {mixed or 'none'}"
@@ -207,8 +196,8 @@ def train(cfg: RunConfig) -> Path:
 
     def checkpoint(step: int) -> None:
         state = {
-            "agent": _agent_state(agent),
-            "env_rng": train_env.env.np_random.bit_generator.state,
+            "agent": agent.state_dict(),
+            "env": train_env.state_dict(),
             "elapsed": elapsed(),
         }
         save_checkpoint(
@@ -232,7 +221,7 @@ def train(cfg: RunConfig) -> Path:
     try:
         if cfg.eval.at_start and start_step == 0:
             run_eval(0)
-        B, G = cfg.rollout.prompts_per_step, cfg.rollout.group_size
+        B = cfg.rollout.prompts_per_step
         for step in range(start_step, cfg.train.steps):
             limit = cfg.train.time_limit_minutes
             if stop["requested"] or (limit is not None and elapsed() > limit * 60):
@@ -240,21 +229,18 @@ def train(cfg: RunConfig) -> Path:
             t0 = time.monotonic()
             problems = train_env.reset(B)
             params = SamplingParams(
-                n=G, max_new_tokens=cfg.rollout.max_new_tokens, temperature=cfg.rollout.temperature,
+                n=cfg.rollout.group_size, max_new_tokens=cfg.rollout.max_new_tokens, temperature=cfg.rollout.temperature,
                 top_p=cfg.rollout.top_p, seed=seed * 1_000_003 + step,
             )  # fmt: skip
             rollouts = engine.generate([p.prompt for p in problems], params)
             t1 = time.monotonic()
             result = train_env.step(
-                problems, [rollouts.texts[b * G : (b + 1) * G] for b in range(B)], on_error="record"
+                problems, rollouts.groups(), on_error="record"
             )
             if result.errors:
                 log.errors(step, [{"problem_id": problems[b].id, "sample": g, "error": e} for b, g, e in result.errors])
             t2 = time.monotonic()
-            exp = Experience.from_rollouts(
-                rollouts, torch.as_tensor(result.rewards).flatten(), torch.as_tensor(result.scored).flatten()
-            )
-            metrics = agent.update(exp)
+            metrics = agent.update(Experience.from_rollouts(rollouts, result.rewards, result.scored))
             scheduler.step()
             t3 = time.monotonic()
             engine.sync_weights(model)
@@ -273,9 +259,9 @@ def train(cfg: RunConfig) -> Path:
             log.log(step, metrics)
             if cfg.log.samples_every and step % cfg.log.samples_every == 0:
                 log.samples(step, [
-                    {"problem_id": problems[i // G].id, "prompt": problems[i // G].prompt, "completion": rollouts.texts[i],
-                     "reward": float(result.rewards[i // G][i % G]), "components": result.infos[i // G][i % G].get("components")}
-                    for i in range(0, B * G, G)
+                    {"problem_id": p.id, "prompt": p.prompt, "completion": group[0],
+                     "reward": float(result.rewards[b][0]), "components": result.infos[b][0].get("components")}
+                    for b, (p, group) in enumerate(zip(problems, rollouts.groups(), strict=True))
                 ])  # fmt: skip
             done = step + 1
             if cfg.eval.every and done % cfg.eval.every == 0 and done < cfg.train.steps:

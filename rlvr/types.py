@@ -77,6 +77,7 @@ class Status(enum.StrEnum):
 
     @property
     def scored(self) -> bool:
+        """Whether the completion earned its score: CORRECT or INCORRECT."""
         return self in (Status.CORRECT, Status.INCORRECT)
 
 
@@ -110,18 +111,22 @@ class Verdict:
 
     @classmethod
     def correct(cls, **details: Any) -> Verdict:
+        """Full credit: score 1, CORRECT, with ``details``."""
         return cls(1.0, Status.CORRECT, details)
 
     @classmethod
     def incorrect(cls, reason: str, **details: Any) -> Verdict:
+        """No credit: score 0, INCORRECT, with ``reason`` in ``details["reason"]``."""
         return cls(0.0, Status.INCORRECT, {"reason": reason, **details})
 
     @classmethod
     def unscorable(cls, reason: str, **details: Any) -> Verdict:
+        """The reference cannot be checked: score 0, UNSCORABLE, with ``reason`` in ``details["reason"]``."""
         return cls(0.0, Status.UNSCORABLE, {"reason": reason, **details})
 
     @classmethod
     def error(cls, reason: str, **details: Any) -> Verdict:
+        """The verification machinery failed: score 0, ERROR, with ``reason`` in ``details["reason"]``."""
         return cls(0.0, Status.ERROR, {"reason": reason, **details})
 
 
@@ -135,7 +140,9 @@ class Verifier(Protocol):
     a GPU batch); :func:`rlvr.verify_batch` uses it when present and loops otherwise.
     """
 
-    def __call__(self, completion: str, problem: Problem) -> Verdict: ...
+    def __call__(self, completion: str, problem: Problem) -> Verdict:
+        """Score ``completion`` as an answer to ``problem``."""
+        ...
 
 
 class VerifierError(RuntimeError):

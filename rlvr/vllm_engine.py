@@ -37,7 +37,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from rlvr.rollout import Rollouts, SamplingParams, render_prompt
+from rlvr.rollout import Rollouts, SamplingParams
+from rlvr.tokens import render_prompt
 
 __all__ = ["VLLMEngine", "WeightSyncError", "trainer_weights"]
 

@@ -1,5 +1,8 @@
-"""Task functions for the worker-pool tests: workers import tasks by module name,
-so they live in a module on the test path, not in a test file."""
+"""Task functions for the worker-pool tests.
+
+Workers import tasks by module name, so they live in a module on the test path,
+not in a test file.
+"""
 
 import os
 import signal

@@ -28,8 +28,10 @@ def make(env_id, **kwargs):
 
 @functools.cache
 def make_shared(env_id):
-    """One instance per id, for tests that only reset and step: a code env's
-    sandbox workers then start once, not once per hypothesis example."""
+    """One instance per id, for tests that only reset and step.
+
+    A code env's sandbox workers then start once, not once per hypothesis example.
+    """
     return make(env_id)
 
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 from toymodels import char_tokenizer, tiny_llama
 
-from rlvr.policy import Critic, Policy, add_lora, reference_logprobs
+from rlvr.agents.critic import Critic
+from rlvr.policy import Policy, add_lora, reference_logprobs
 from rlvr.rollout import SamplingParams, TransformersEngine
 
 

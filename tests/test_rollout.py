@@ -2,7 +2,8 @@ import pytest
 import torch
 from toymodels import char_tokenizer, tiny_llama
 
-from rlvr.rollout import SamplingParams, TransformersEngine, render_prompt
+from rlvr.rollout import SamplingParams, TransformersEngine
+from rlvr.tokens import render_prompt
 
 
 @pytest.fixture(scope="module")

@@ -68,11 +68,8 @@ class ToyRun:
         problems = self.env.reset(self.groups, seed=step)
         params = SamplingParams(n=self.group_size, max_new_tokens=self.max_new_tokens, seed=step)
         rollouts = self.engine.generate([p.prompt for p in problems], params)
-        g = self.group_size
-        result = self.env.step(problems, [rollouts.texts[b * g : (b + 1) * g] for b in range(len(problems))])
-        return Experience.from_rollouts(
-            rollouts, torch.tensor(result.rewards).flatten(), torch.tensor(result.scored).flatten()
-        )
+        result = self.env.step(problems, rollouts.groups())
+        return Experience.from_rollouts(rollouts, result.rewards, result.scored)
 
     def train(self, agent, steps: int) -> list[dict[str, float]]:
         history = []
@@ -82,8 +79,10 @@ class ToyRun:
 
 
 class LetterEnv(rlvr.ProceduralEnv):
-    """The toy task as a registered environment (for trainer tests): reward is the
-    share of the first four characters that are 'j'."""
+    """The toy task as a registered environment (for trainer tests).
+
+    The reward is the share of the first four characters that are 'j'.
+    """
 
     def default_reward(self):
         return rlvr.as_verifier(target_fraction, "target-fraction")

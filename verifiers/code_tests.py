@@ -186,12 +186,25 @@ class CodeTests:
         }
 
     def batch(self, completions: Sequence[str], problems: Sequence[Problem]) -> list[Verdict]:
+        """Score several completions, running their programs together in the sandbox.
+
+        Completions with no program or a malformed reference are scored without
+        running anything; the rest run in one sandbox call, in parallel.
+
+        Args:
+            completions: the completions to score.
+            problems: the problem of each completion, in the same order.
+
+        Returns:
+            One verdict per completion, in order.
+        """
         prepared = [self._prepare(c, p) for c, p in zip(completions, problems, strict=True)]
         payloads = [p for p in prepared if isinstance(p, dict)]
         runs = iter(self._get_sandbox().run(payloads) if payloads else [])
         return [p if isinstance(p, Verdict) else self._verdict(p, next(runs)) for p in prepared]
 
     def __call__(self, completion: str, problem: Problem) -> Verdict:
+        """Score one completion; see :meth:`batch`."""
         return self.batch([completion], [problem])[0]
 
     def _verdict(self, payload: dict[str, Any], run: Any) -> Verdict:

@@ -51,10 +51,10 @@ def evaluate(expression: str) -> tuple[Fraction, list[int]]:
 
 
 class CountdownVerifier:
-    """1 when the answer evaluates to ``reference["target"]`` using the given numbers.
+    r"""1 when the answer evaluates to ``reference["target"]`` using the given numbers.
 
     Args:
-        extract: ``"boxed"`` (last ``\\boxed{}``) or ``"answer_tag"``.
+        extract: ``"boxed"`` (last ``\boxed{}``) or ``"answer_tag"``.
         use_all: every number must be used exactly once (default, as in the
             TinyZero task); otherwise each at most once.
 
@@ -71,6 +71,13 @@ class CountdownVerifier:
         self.use_all = bool(use_all)
 
     def __call__(self, completion: str, problem: Problem) -> Verdict:
+        """Score ``completion`` against the numbers and target in ``problem.reference``.
+
+        Returns:
+            A correct verdict when the last extracted expression uses the allowed numbers
+            and evaluates exactly to the target; incorrect otherwise, and unscorable when
+            the reference is malformed.
+        """
         ref = problem.reference
         try:
             numbers, target = Counter(int(n) for n in ref["numbers"]), Fraction(int(ref["target"]))

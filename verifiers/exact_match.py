@@ -22,7 +22,9 @@ def normalize(
     ignore_punctuation: bool = True,
     ignore_articles: bool = False,
 ) -> str:
-    """NFKC-normalise, then optionally casefold, drop punctuation and English
+    """Normalise ``text`` for comparison.
+
+    NFKC-normalise, then optionally casefold, drop punctuation and English
     articles, and collapse runs of whitespace (always).
 
     Punctuation is every Unicode ``P*`` character except a hyphen-minus before a
@@ -51,11 +53,11 @@ def _numeric_mark(text: str, i: int) -> bool:
 
 
 class ExactMatch:
-    """1 when the extracted answer equals a gold answer after :func:`normalize`.
+    r"""1 when the extracted answer equals a gold answer after :func:`normalize`.
 
     Args:
         extract: where the answer is read from: ``"full"`` (the whole completion),
-            ``"boxed"`` (the last ``\\boxed{}``), ``"answer_tag"`` (the last
+            ``"boxed"`` (the last ``\boxed{}``), ``"answer_tag"`` (the last
             ``<answer>...</answer>``) or ``"last_line"``. A completion with no such
             answer is incorrect; there is no fallback to the whole text.
         case_sensitive, ignore_punctuation, ignore_articles: see :func:`normalize`.
@@ -95,6 +97,14 @@ class ExactMatch:
         return [line] if line is not None else []
 
     def __call__(self, completion: str, problem: Problem) -> Verdict:
+        """Compare the answer extracted from ``completion`` with the gold answers of ``problem``.
+
+        Returns:
+            A correct verdict when the (last) extracted answer matches a gold answer after
+            normalisation; incorrect when no answer is found, none matches, or several
+            different answers are given with ``reject_multiple``; unscorable when the
+            reference holds no gold answer.
+        """
         golds = _golds(problem.reference)
         if not golds:
             return Verdict.unscorable("the reference holds no gold answer")

@@ -16,10 +16,10 @@ _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 
 
 def boxed_contents(text: str) -> list[str] | None:
-    """The contents of every ``\\boxed{...}`` (or ``\\fbox{...}``), nested braces kept.
+    r"""The contents of every ``\boxed{...}`` (or ``\fbox{...}``), nested braces kept.
 
     Returns ``None`` when a box is opened but its braces never balance, so callers
-    can tell "no box" (``[]``) from "a broken box". Escaped braces ``\\{``/``\\}``
+    can tell "no box" (``[]``) from "a broken box". Escaped braces ``\{``/``\}``
     inside a box do not count towards the balance.
     """
     out: list[str] = []
@@ -68,11 +68,11 @@ MAX_LAST_LINE = 64
 
 
 def extract_answers(text: str, rules: Sequence[str]) -> tuple[str, list[str]] | None:
-    """``(rule, answers)`` from the first rule in ``rules`` that finds any; ``None`` if none does.
+    r"""``(rule, answers)`` from the first rule in ``rules`` that finds any; ``None`` if none does.
 
-    boxed: every ``\\boxed{}``; answer_tag: every ``<answer>``; gsm8k: ``#### X``;
+    boxed: every ``\boxed{}``; answer_tag: every ``<answer>``; gsm8k: ``#### X``;
     answer_is: the last "the answer is X" / "final answer: X"; bold: the last
-    ``**X**``; last_math: the last ``$...$`` / ``\\[...\\]`` span; bracket: the last
+    ``**X**``; last_math: the last ``$...$`` / ``\[...\]`` span; bracket: the last
     ``[X]``; last_line: a short (<= 64 characters) final line; whole: the entire text
     (for bare answers). ``bold``, ``last_math`` and ``bracket`` read conventions some
     graders use; they are off unless asked for, because they read text that is not
@@ -123,8 +123,10 @@ _NUMBER_OR_MATH = re.compile(r"\$[^$]+\$|-?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
 
 
 def _final_value(answer: str) -> str:
-    """The value a sentence ends on: ``The largest $n$ is 34`` -> ``34``. An answer that
-    is not a sentence is returned as it is."""
+    """The value a sentence ends on: ``The largest $n$ is 34`` -> ``34``.
+
+    An answer that is not a sentence is returned as it is.
+    """
     if not _WORDY.search(re.sub(r"\$[^$]*\$|\\[a-zA-Z]+", " ", answer)):
         return answer
     for marker in (" is ", " = ", ": "):
@@ -136,9 +138,12 @@ def _final_value(answer: str) -> str:
 
 
 def _unwrap(answer: str) -> str:
-    """Strip what surrounds an answer but is not part of it: whitespace, a trailing
-    period, enclosing ``$...$`` / ``\\(...\\)`` / ``\\[...\\]``, and ``[...]`` around an
-    answer with no top-level comma (with one, ``[-2, 7]`` is an interval)."""
+    r"""Strip what surrounds an answer but is not part of it.
+
+    That is whitespace, a trailing period, enclosing ``$...$`` / ``\(...\)`` / ``\[...\]``,
+    and ``[...]`` around an answer with no top-level comma (with one, ``[-2, 7]`` is an
+    interval).
+    """
     for _ in range(3):
         answer = answer.strip().rstrip(".").strip()
         for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):

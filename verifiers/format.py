@@ -1,10 +1,10 @@
-"""Format verifiers: does the completion have the shape the task asks for?
+r"""Format verifiers: does the completion have the shape the task asks for?
 
 Each scores 1 when the rule holds and 0 otherwise, and says which rule failed in
 ``details["reason"]``. They are deliberately strict, because a lenient format
 reward is the first thing a policy games: a probe on SmolLM2-135M rewarded for
-"a ``\\boxed{}`` is present" collapsed within 16 GRPO steps into
-``\\boxed{} \\boxed{} \\boxed{} ...``. :class:`BoxedOnce` gives that no credit.
+"a ``\boxed{}`` is present" collapsed within 16 GRPO steps into
+``\boxed{} \boxed{} \boxed{} ...``. :class:`BoxedOnce` gives that no credit.
 """
 
 from __future__ import annotations
@@ -19,11 +19,18 @@ __all__ = ["BoxedOnce", "LengthBounds", "RegexFormat", "ThinkAnswer", "boxed_ans
 
 
 class BoxedOnce:
-    """Exactly one ``\\boxed{...}`` whose content is not blank."""
+    r"""Exactly one ``\boxed{...}`` whose content is not blank."""
 
     name = "boxed-once"
 
     def __call__(self, completion: str, problem: Problem) -> Verdict:
+        r"""Check that ``completion`` holds exactly one non-empty ``\boxed{}``.
+
+        Returns:
+            A correct verdict with the box's content in ``details["boxed"]``, or an
+            incorrect one naming the failure (unbalanced braces, no box, several
+            boxes, an empty box).
+        """
         boxes = boxed_contents(completion)
         if boxes is None:
             return Verdict.incorrect("unbalanced braces in \\boxed{")
@@ -53,6 +60,12 @@ class ThinkAnswer:
         self.answer_tag = bool(answer_tag)
 
     def __call__(self, completion: str, problem: Problem) -> Verdict:
+        """Check that ``completion`` is a non-empty think block followed by a non-empty answer.
+
+        Returns:
+            A correct verdict with the stripped answer in ``details["answer"]``, or an
+            incorrect one naming the rule that failed.
+        """
         text = completion.strip()
         tags = self._TAGS if self.answer_tag else self._TAGS[:2]
         for tag in tags:
@@ -97,6 +110,12 @@ class RegexFormat:
         self.mode = mode
 
     def __call__(self, completion: str, problem: Problem) -> Verdict:
+        """Match ``completion`` against the pattern with ``fullmatch`` or ``search``.
+
+        Returns:
+            A correct verdict with the matched text (first 200 characters) in
+            ``details["match"]``, or an incorrect one when there is no match.
+        """
         match = getattr(self.regex, self.mode)(completion)
         if match is None:
             return Verdict.incorrect(f"no {self.mode} of /{self.regex.pattern}/")
@@ -104,9 +123,12 @@ class RegexFormat:
 
 
 class LengthBounds:
-    """The completion's length, in characters after stripping surrounding whitespace,
-    lies in ``[min_chars, max_chars]`` (either bound may be None). Characters, not
-    tokens: a verifier does not know the policy's tokenizer."""
+    """The completion's length lies in ``[min_chars, max_chars]``.
+
+    The length is counted in characters after stripping surrounding whitespace;
+    either bound may be None. Characters, not tokens: a verifier does not know the
+    policy's tokenizer.
+    """
 
     name = "length"
 
@@ -118,6 +140,12 @@ class LengthBounds:
         self.min_chars, self.max_chars = min_chars, max_chars
 
     def __call__(self, completion: str, problem: Problem) -> Verdict:
+        """Check the stripped length of ``completion`` against the bounds.
+
+        Returns:
+            A verdict, correct when the length is within the bounds, with the length
+            in ``details["chars"]``.
+        """
         n = len(completion.strip())
         if self.min_chars is not None and n < self.min_chars:
             return Verdict.incorrect(f"{n} characters, fewer than {self.min_chars}", chars=n)
@@ -127,11 +155,11 @@ class LengthBounds:
 
 
 def boxed_answer_reward(answer: Verifier, format_weight: float = 0.1) -> WeightedSum:
-    """``(1 - w) * [answer correct, gated on exactly one non-empty \\boxed{}] + w * [that format]``.
+    r"""``(1 - w) * [answer correct, gated on exactly one non-empty \boxed{}] + w * [that format]``.
 
     The gate means a right answer among several boxes earns nothing, and the
     format credit needs exactly one non-empty box, so the degenerate
-    ``\\boxed{} \\boxed{} ...`` earns 0. Leaves: ``answer/format``,
+    ``\boxed{} \boxed{} ...`` earns 0. Leaves: ``answer/format``,
     ``answer/correct`` and ``format``.
     """
     if not 0.0 <= format_weight <= 1.0:
@@ -143,9 +171,12 @@ def boxed_answer_reward(answer: Verifier, format_weight: float = 0.1) -> Weighte
 
 
 def boxed_answer_bad(gold: str, wrong: str) -> list[str]:
-    """Completions :func:`boxed_answer_reward` must score 0: no answer, the right
-    one unboxed, the right one sprayed among wrong ones, or hidden among empty boxes.
-    (A single boxed wrong answer earns the format credit, so it is not listed.)"""
+    """Completions :func:`boxed_answer_reward` must score 0.
+
+    They are: no answer, the right one unboxed, the right one sprayed among wrong
+    ones, or hidden among empty boxes. (A single boxed wrong answer earns the format
+    credit, so it is not listed.)
+    """
     return [
         "",
         f"The answer is {gold}.",

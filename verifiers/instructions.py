@@ -1,4 +1,4 @@
-"""Verifiable instruction following: constraint rules and the verifier that combines them.
+r"""Verifiable instruction following: constraint rules and the verifier that combines them.
 
 Each constraint is a small rule ``check(text, **kwargs) -> (holds, detail)``,
 named with IFEval's ids (``keywords:existence``...) so IFEval-style prompt sets
@@ -8,7 +8,7 @@ and the tests use the same examples).
 
 Counting rules, stated once:
 
-* words are runs of letters, digits, apostrophes and hyphens (``\\w[\\w'-]*``);
+* words are runs of letters, digits, apostrophes and hyphens (``\w[\w'-]*``);
 * sentences end at ``.``, ``!`` or ``?`` followed by whitespace or the end;
 * paragraphs are separated by a line holding only ``***`` (IFEval's rule);
 * keyword rules (existence, forbidden, frequency) read the prose only: text
@@ -315,6 +315,13 @@ class InstructionFollowing:
         self.mode, self.max_chars = mode, int(max_chars)
 
     def __call__(self, completion: str, problem: Problem) -> Verdict:
+        """Check ``completion`` against every constraint in ``problem.reference``.
+
+        Returns:
+            A correct verdict when every constraint holds; otherwise an incorrect one
+            scored by ``mode``; unscorable for a malformed reference or constraint.
+            ``details["constraints"]`` lists each constraint's result.
+        """
         constraints = problem.reference
         if not isinstance(constraints, Sequence) or isinstance(constraints, str) or not constraints:
             return Verdict.unscorable("the reference is not a non-empty list of constraints")

@@ -41,9 +41,11 @@ _DECIMAL_COMMA = re.compile(r"(?<![\d,])(\d+),(\d{1,2})(?![\d,])")
 
 
 def _normalize(text: str) -> str:
-    """Spellings math-verify reads differently: ``>=`` / ``\\gt``, and a decimal comma
-    (``2,74``: two digits after the only comma, outside any bracket, which a
-    thousands group or a tuple never is)."""
+    r"""Rewrite spellings math-verify reads differently.
+
+    These are ``>=`` / ``\gt``, and a decimal comma (``2,74``: two digits after the
+    only comma, outside any bracket, which a thousands group or a tuple never is).
+    """
     for ascii_form, latex in _ASCII_RELATIONS:
         text = text.replace(ascii_form, latex)
     if text.count(",") == 1 and not any(b in text for b in "()[]{}"):  # one number, not a tuple
@@ -72,8 +74,11 @@ def _parse(text: str) -> tuple:
 
 
 def _number_form(expr: Any) -> bool:
-    """A parsed number written as a number: an atom (``104``, ``1/2``, ``0.5``), a
-    negated one, or a percentage (``28*(1/100)``); the right side of ``x = 11`` counts."""
+    """Whether a parsed expression is a number written as a number.
+
+    That is an atom (``104``, ``1/2``, ``0.5``), a negated one, or a percentage
+    (``28*(1/100)``); the right side of ``x = 11`` counts.
+    """
     import sympy
 
     if isinstance(expr, sympy.Equality):
@@ -86,8 +91,12 @@ def _number_form(expr: Any) -> bool:
 
 
 def plain_math_verify(gold: str, prediction: str) -> bool:
-    """math-verify alone, with its defaults and none of rlvr's rules: the peer that
-    ``benchmarks/verifiers.py`` measures, sequentially and through the worker pool."""
+    """Whether math-verify alone finds ``prediction`` equivalent to ``gold``.
+
+    math-verify runs with its defaults and none of rlvr's rules: this is the peer
+    that ``benchmarks/verifiers.py`` measures, sequentially and through the worker
+    pool. Any exception counts as not equivalent.
+    """
     from math_verify import parse, verify
 
     _quiet()
@@ -115,11 +124,11 @@ def _check(answer: str, gold: str, float_rounding: int, literal_numbers: bool = 
 
 
 class MathVerifier:
-    """1 when the extracted answer is mathematically equivalent to the reference.
+    r"""1 when the extracted answer is mathematically equivalent to the reference.
 
     Args:
         extract: the extraction rules to try, in order (see :func:`extract_answers`);
-            the default ``("boxed",)`` reads only ``\\boxed{}``. A completion none of
+            the default ``("boxed",)`` reads only ``\boxed{}``. A completion none of
             the rules reads is incorrect: the verifier never searches the rest of the
             text for a number, so an answer that merely appears does not win by accident.
         reject_multiple: several *different* answers found by the winning rule score
@@ -135,9 +144,9 @@ class MathVerifier:
         max_answer_chars / max_nesting: answers longer or more deeply bracketed than
             this are incorrect without parsing.
         literal_numbers: when the reference is a number (``104``, ``-0.5``,
-            ``\\frac{3}{4}``, ``1,000``, ``50\\%``), the answer must be a number too,
+            ``\frac{3}{4}``, ``1,000``, ``50\%``), the answer must be a number too,
             not an expression that evaluates to it. Without this rule a policy
-            learns to box the question (``\\boxed{11 + 93}``), which a symbolic
+            learns to box the question (``\boxed{11 + 93}``), which a symbolic
             grader accepts: measured on SmolLM2-135M, GRPO found that exploit in
             40 steps and scored 100% on held-out problems without adding anything.
         choices: a reference that is a multiple-choice letter (``C``, ``(C) Cecile``)
@@ -206,8 +215,11 @@ class MathVerifier:
             return self._pool
 
     def warm_up(self) -> None:
-        """Start the worker processes now and wait until they are ready (a second or
-        two of imports), so the first real batch does not pay for it."""
+        """Start the worker processes now and wait until they are ready.
+
+        Starting takes a second or two of imports; doing it now means the first real
+        batch does not pay for it. Does nothing when checks run inline.
+        """
         pool = self._get_pool()
         if pool is not None:
             with self._lock:
@@ -259,6 +271,19 @@ class MathVerifier:
         return Verdict.error(f"the checker failed: {result.status}: {result.error}", **details)
 
     def batch(self, completions: Sequence[str], problems: Sequence[Problem]) -> list[Verdict]:
+        """Score several completions, checking their answers together.
+
+        Verdicts that need no math (no answer, spraying, a multiple-choice letter...)
+        are decided here; the remaining answers are checked in the worker pool (or
+        inline), each bounded by ``timeout_seconds``.
+
+        Args:
+            completions: the completions to score.
+            problems: the problem of each completion, in the same order.
+
+        Returns:
+            One verdict per completion, in order.
+        """
         prepared = [self._prepare(c, p) for c, p in zip(completions, problems, strict=True)]
         todo = [i for i, p in enumerate(prepared) if not isinstance(p, Verdict)]
         tasks = [(prepared[i][0], prepared[i][1], self.float_rounding, self.literal_numbers) for i in todo]
@@ -273,6 +298,7 @@ class MathVerifier:
         return out  # type: ignore[return-value]
 
     def __call__(self, completion: str, problem: Problem) -> Verdict:
+        """Score one completion; see :meth:`batch`."""
         return self.batch([completion], [problem])[0]
 
 

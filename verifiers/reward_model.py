@@ -20,13 +20,16 @@ __all__ = ["RewardModelVerifier", "RunningMoments"]
 
 
 class RunningMoments:
-    """Running mean and standard deviation over every score seen (Welford / Chan's
-    parallel update, exact in one pass)."""
+    """Running mean and standard deviation over every score seen.
+
+    Uses Welford's / Chan's parallel update, exact in one pass.
+    """
 
     def __init__(self) -> None:
         self.count, self.mean, self.m2 = 0, 0.0, 0.0
 
     def update(self, values: Sequence[float]) -> None:
+        """Fold a batch of ``values`` into the running moments (an empty batch changes nothing)."""
         n = len(values)
         if n == 0:
             return
@@ -39,6 +42,7 @@ class RunningMoments:
 
     @property
     def std(self) -> float:
+        """The population standard deviation of the values seen; 1.0 until two values are seen."""
         return math.sqrt(self.m2 / self.count) if self.count > 1 else 1.0
 
 
@@ -57,7 +61,7 @@ class RewardModelVerifier:
         correct_above: a verdict is ``CORRECT`` when the final score is at least
             this (``None``: never; evaluation "accuracy" then reads 0).
         chat_template, max_length: how prompt and completion are encoded
-            (:func:`rlvr.preference.reward_model.encode`).
+            (:func:`rlvr.tokens.encode_texts`).
     """
 
     def __init__(
@@ -86,6 +90,17 @@ class RewardModelVerifier:
         self.moments = RunningMoments()
 
     def batch(self, completions: Sequence[str], problems: Sequence[Problem]) -> list[Verdict]:
+        """Score completions with the reward model, normalising and clipping as configured.
+
+        Args:
+            completions: the completions to score.
+            problems: the problem of each completion (its prompt is encoded with it).
+
+        Returns:
+            One verdict per completion, scored with the final score, ``CORRECT`` only
+            when it reaches ``correct_above``, with the model's raw score in
+            ``details["raw_score"]``.
+        """
         from rlvr.preference.reward_model import score
 
         raw = score(
@@ -110,4 +125,5 @@ class RewardModelVerifier:
         ]
 
     def __call__(self, completion: str, problem: Problem) -> Verdict:
+        """Score one completion; see :meth:`batch`."""
         return self.batch([completion], [problem])[0]

@@ -11,7 +11,9 @@ import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -48,14 +50,23 @@ class Experience:
     sampler_logprobs: Tensor | None = None
 
     @classmethod
-    def from_rollouts(cls, rollouts: Rollouts, rewards: Tensor, scored: Tensor | None = None) -> Experience:
-        rewards = torch.as_tensor(rewards, dtype=torch.float32, device=rollouts.completion_ids.device).flatten()
+    def from_rollouts(cls, rollouts: Rollouts, rewards: Any, scored: Any = None) -> Experience:
+        """The experience of ``rollouts`` scored with ``rewards``.
+
+        Args:
+            rollouts: the engine's output, N = B x G rows.
+            rewards: ``[B, G]`` or ``[N]`` (a tensor, an array or nested lists), as
+                :class:`rlvr.BatchResult` gives them.
+            scored: the same shape, bool; None means every row was scored.
+        """
+        device = rollouts.completion_ids.device
+        rewards = _flat(rewards, torch.float32, device)
         if len(rewards) != len(rollouts.texts):
             raise ValueError(f"{len(rewards)} rewards for {len(rollouts.texts)} completions")
         scored_t = (
             torch.ones_like(rewards, dtype=torch.bool)
             if scored is None
-            else torch.as_tensor(scored, device=rewards.device).flatten().bool()
+            else _flat(scored, torch.bool, device)
         )
         return cls(
             input_ids=rollouts.input_ids,
@@ -85,6 +96,12 @@ class Experience:
         rows.rewards = torch.where(self.scored, self.rewards, torch.zeros_like(self.rewards))
         rows.scored = torch.ones_like(self.scored)
         return rows
+
+
+def _flat(values: Any, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``values`` (a tensor, an array or nested lists) as a flat tensor on ``device``."""
+    tensor = values if isinstance(values, Tensor) else torch.as_tensor(np.asarray(values))
+    return tensor.to(device=device, dtype=dtype).flatten()
 
 
 def minibatches(n: int, size: int | None, generator: torch.Generator | None = None) -> list[Tensor]:

@@ -14,6 +14,7 @@ before normalising instead of adding a loss term.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -96,6 +97,19 @@ class GRPO:
         self.policy, self.optimizer, self.config, self.reference = policy, optimizer, config, reference
         self.kl_ctl = kl_controller(config.beta, config.kl_target)
         self.generator = generator
+
+    def state_dict(self) -> dict[str, Any]:
+        """What the agent itself carries between updates (the KL controller, the minibatch RNG), for checkpoints."""
+        state: dict[str, Any] = {"kl": self.kl_ctl.state_dict()}
+        if self.generator is not None:
+            state["generator"] = self.generator.get_state().tolist()  # JSON-friendly
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict`."""
+        self.kl_ctl.load_state_dict(state["kl"])
+        if self.generator is not None and "generator" in state:
+            self.generator.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
 
     def update(self, exp: Experience) -> dict[str, float]:
         cfg, policy = self.config, self.policy

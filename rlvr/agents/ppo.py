@@ -8,21 +8,23 @@
 3. ``epochs`` passes over minibatches: clipped surrogate for the policy, clipped
    value loss for the critic, optional entropy bonus.
 
-The critic is a separate network with its own optimiser (:class:`rlvr.policy.Critic`).
+The critic is a separate network with its own optimiser (:class:`rlvr.agents.critic.Critic`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from rlvr.agents.advantages import gae, masked_mean, masked_var, whiten
+from rlvr.agents.critic import Critic
 from rlvr.agents.experience import Experience, Stats, micro_batches, minibatches, optimizer_step, rollout_metrics
 from rlvr.agents.kl import KLEstimator, kl_controller, kl_estimate, shaped_token_rewards
 from rlvr.agents.losses import Aggregation, entropy_bonus, ppo_clip_loss, value_loss
 from rlvr.agents.mismatch import TISLevel, mismatch_stats, tis_weights
-from rlvr.policy import Critic, Policy, reference_logprobs
+from rlvr.policy import Policy, reference_logprobs
 
 __all__ = ["PPO", "PPOConfig"]
 
@@ -86,6 +88,19 @@ class PPO:
         self.critic, self.critic_optimizer = critic, critic_optimizer
         self.kl_ctl = kl_controller(config.beta, config.kl_target)
         self.generator = generator
+
+    def state_dict(self) -> dict[str, Any]:
+        """What the agent itself carries between updates (the KL controller, the minibatch RNG), for checkpoints."""
+        state: dict[str, Any] = {"kl": self.kl_ctl.state_dict()}
+        if self.generator is not None:
+            state["generator"] = self.generator.get_state().tolist()  # JSON-friendly
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict`."""
+        self.kl_ctl.load_state_dict(state["kl"])
+        if self.generator is not None and "generator" in state:
+            self.generator.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
 
     def update(self, exp: Experience) -> dict[str, float]:
         cfg, policy, critic = self.config, self.policy, self.critic

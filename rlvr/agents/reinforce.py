@@ -13,6 +13,7 @@ tokens), or into the loss with ``kl_placement="loss"``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -67,6 +68,15 @@ class Reinforce:
         self.policy, self.optimizer, self.config, self.reference = policy, optimizer, config, reference
         self.moving_average = MovingAverageBaseline(config.baseline_momentum)
         self.kl_ctl = kl_controller(config.beta, config.kl_target)
+
+    def state_dict(self) -> dict[str, Any]:
+        """What the agent itself carries between updates (the KL controller, the moving-average baseline)."""
+        return {"kl": self.kl_ctl.state_dict(), "baseline": self.moving_average.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict`."""
+        self.kl_ctl.load_state_dict(state["kl"])
+        self.moving_average.load_state_dict(state["baseline"])
 
     def advantages(self, rewards: torch.Tensor, exp: Experience) -> torch.Tensor:
         """``[N]`` advantages for the configured baseline."""

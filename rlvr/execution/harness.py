@@ -65,7 +65,8 @@ def _encode(record: dict[str, Any]) -> str:
 class UntrustedValue(BaseException):
     """Raised when the program returns something that is not plain data.
 
-    A BaseException, so a test's ``except Exception`` cannot swallow it."""
+    A BaseException, so a test's ``except Exception`` cannot swallow it.
+    """
 
 
 def plain_data_problem(value: Any) -> str:

@@ -87,6 +87,7 @@ class Limits:
 
     @property
     def cpu(self) -> int:
+        """The CPU-time limit in seconds: ``cpu_seconds``, or ``int(wall_seconds) + 2`` when that is None."""
         return self.cpu_seconds if self.cpu_seconds is not None else int(self.wall_seconds) + 2
 
 
@@ -255,6 +256,7 @@ class Sandbox:
         )
 
     def warm_up(self) -> None:
+        """Start and isolate the workers now and wait until they are ready."""
         self.pool.wait_ready()
 
     def run(self, payloads: list[dict[str, Any]], limits: Limits | None = None) -> list[RunResult]:
@@ -270,6 +272,7 @@ class Sandbox:
         ]
 
     def close(self) -> None:
+        """Stop the worker processes."""
         self.pool.close()
 
     def __enter__(self) -> Sandbox:
@@ -288,8 +291,10 @@ def _kill_group(pid: int) -> None:
 
 
 def _collect(pipes, limits, started, monitor) -> tuple[dict[str, bytearray], dict[str, Any]]:
-    """Drain stdout, stderr and the report (capped) until the monitor reports; a
-    backstop one second past the wall time kills the monitor (and so the program)."""
+    """Drain stdout, stderr and the report (capped) until the monitor reports.
+
+    A backstop one second past the wall time kills the monitor (and so the program).
+    """
     caps = {"stdout": limits.max_output_bytes, "stderr": limits.max_output_bytes, "report": 1 << 20, "status": 4096}
     fds = {pipes[name][0]: name for name in caps}
     data = {name: bytearray() for name in caps}

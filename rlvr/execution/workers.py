@@ -37,8 +37,16 @@ __all__ = ["TaskResult", "WorkerPool"]
 
 @dataclass(frozen=True)
 class TaskResult:
-    """``status``: ``"ok"`` (``value`` holds the return value), ``"error"`` (the task
-    raised; ``error`` holds the traceback's last line), ``"timeout"`` or ``"crashed"``."""
+    """The outcome of one task run in a worker.
+
+    Attributes:
+        status: ``"ok"`` (``value`` holds the return value), ``"error"`` (the task
+            raised; ``error`` holds the traceback's last line), ``"timeout"`` or
+            ``"crashed"``.
+        value: the task's return value, when ``status`` is ``"ok"``.
+        error: what went wrong, when it is not.
+        seconds: how long the task ran.
+    """
 
     status: str
     value: Any = None
@@ -187,6 +195,7 @@ class WorkerPool:
         return fresh
 
     def run(self, fn: Callable[..., Any], args: tuple = (), timeout: float = 10.0) -> TaskResult:
+        """Run ``fn(*args)`` in a worker, killing it after ``timeout`` seconds; see :meth:`map`."""
         return self.map(fn, [args], timeout=timeout)[0]
 
     def map(self, fn: Callable[..., Any], items: Sequence[tuple], timeout: float = 10.0) -> list[TaskResult]:
@@ -260,6 +269,7 @@ class WorkerPool:
         return results  # type: ignore[return-value]
 
     def close(self) -> None:
+        """Ask every worker to exit, kill any still running after two seconds, and forget them."""
         for worker in self.workers:
             try:
                 worker.conn.send(None)

@@ -1,4 +1,6 @@
-"""The preference commands of ``rlvr``:
+"""The preference commands of ``rlvr``.
+
+Usage::
 
     rlvr make-pairs --env ID --model M --out pairs.jsonl [--prompts 200 --n 8]
     rlvr train-rm --data pairs.jsonl --out rm/ [--model M --epochs 1 --lr 1e-5]
@@ -21,9 +23,8 @@ __all__ = ["add_commands"]
 
 def cmd_make_pairs(args: argparse.Namespace) -> int:
     import rlvr
-    from rlvr.evaluation import distinct_problems
     from rlvr.models import load_model_and_tokenizer
-    from rlvr.policy import pick_autocast
+    from rlvr.precision import pick_autocast
     from rlvr.preference.pairs import pairs_from_env, save_pairs
     from rlvr.rollout import TransformersEngine
 
@@ -34,7 +35,7 @@ def cmd_make_pairs(args: argparse.Namespace) -> int:
         model, tokenizer, chat_template=not args.no_chat_template,
         autocast=pick_autocast("auto", next(model.parameters()).device),
     )  # fmt: skip
-    problems = distinct_problems(env, args.prompts, seed=args.seed)
+    problems = env.distinct_problems(args.prompts, seed=args.seed)
     start = time.monotonic()
     pairs = pairs_from_env(
         engine, env, problems, n=args.n, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
@@ -53,7 +54,7 @@ def cmd_train_rm(args: argparse.Namespace) -> int:
     import torch
 
     from rlvr.models import load_model_and_tokenizer
-    from rlvr.policy import pick_autocast
+    from rlvr.precision import pick_autocast
     from rlvr.preference.pairs import load_pairs, split_pairs
     from rlvr.preference.reward_model import RewardModel, pairwise_accuracy, save_reward_model, train_reward_model
 

@@ -24,9 +24,9 @@ from torch import Tensor
 from rlvr.policy import Policy, reference_logprobs
 from rlvr.preference.losses import dpo_loss, sequence_logprobs, simpo_loss
 from rlvr.preference.pairs import PreferencePair
-from rlvr.rollout import render_prompt
+from rlvr.tokens import encode_completions
 
-__all__ = ["DPO", "DPOConfig", "encode_completions", "encode_pairs"]
+__all__ = ["DPO", "DPOConfig", "encode_pairs"]
 
 
 @dataclass(frozen=True)
@@ -48,36 +48,6 @@ class DPOConfig:
     @property
     def effective_beta(self) -> float:
         return self.beta if self.beta is not None else (0.1 if self.loss == "dpo" else 2.0)
-
-
-def encode_completions(
-    tokenizer: Any,
-    prompts: Sequence[Any],
-    completions: Sequence[str],
-    *,
-    chat_template: bool = True,
-    max_prompt_tokens: int = 512,
-    max_completion_tokens: int = 256,
-    device: torch.device | str = "cpu",
-) -> tuple[Tensor, Tensor, int, Tensor]:
-    """Prompts and completions in the rollout layout, for teacher-forced log-probs (DPO, SFT):
-    ``input_ids``, ``attention_mask`` ``[N, P + T]`` (prompt left-padded and cut from
-    the left, ``completion + EOS`` right-padded and cut from the right), ``prompt_len``
-    P and ``completion_mask`` ``[N, T]``."""
-    rendered = [render_prompt(tokenizer, p, chat_template) for p in prompts]
-    texts = [c + (tokenizer.eos_token or "") for c in completions]
-    sides = tokenizer.padding_side, tokenizer.truncation_side
-    kwargs: dict[str, Any] = {"return_tensors": "pt", "padding": True, "truncation": True, "add_special_tokens": False}
-    try:
-        tokenizer.padding_side, tokenizer.truncation_side = "left", "left"
-        p_enc = tokenizer(rendered, max_length=max_prompt_tokens, **kwargs)
-        tokenizer.padding_side, tokenizer.truncation_side = "right", "right"
-        c_enc = tokenizer(texts, max_length=max_completion_tokens, **kwargs)
-    finally:
-        tokenizer.padding_side, tokenizer.truncation_side = sides
-    input_ids = torch.cat([p_enc.input_ids, c_enc.input_ids], dim=1).to(device)
-    attention_mask = torch.cat([p_enc.attention_mask, c_enc.attention_mask], dim=1).to(device)
-    return input_ids, attention_mask, p_enc.input_ids.shape[1], c_enc.attention_mask.to(device)
 
 
 def encode_pairs(tokenizer: Any, pairs: Sequence[PreferencePair], **kwargs: Any) -> tuple[Tensor, Tensor, int, Tensor]:

@@ -1,6 +1,7 @@
-"""Preference pairs: the common ``prompt`` / ``chosen`` / ``rejected`` format, loaded
-with ``datasets``, and made offline from an environment whose verifier decides
-which of two sampled completions is better.
+"""Preference pairs: the common ``prompt`` / ``chosen`` / ``rejected`` format.
+
+Pairs are loaded with ``datasets``, or made offline from an environment whose
+verifier decides which of two sampled completions is better.
 
 Accepted rows (the shapes TRL, OpenRLHF and most hub preference sets use):
 
@@ -36,6 +37,7 @@ class PreferencePair:
     meta: Mapping[str, Any] = field(default_factory=dict)
 
     def to_row(self) -> dict[str, Any]:
+        """The pair as a JSON-able row in the common format (``meta`` only when it is not empty)."""
         prompt = self.prompt if isinstance(self.prompt, str) else [dict(m) for m in self.prompt]
         return {
             "prompt": prompt,
@@ -56,8 +58,15 @@ def _assistant_text(messages: Sequence[Mapping[str, str]]) -> str:
 
 
 def pair_from_row(row: Mapping[str, Any], index: int = 0) -> PreferencePair:
-    """One row of a preference set as a :class:`PreferencePair`; a malformed row raises
-    ``ValueError`` naming the row and what is wrong."""
+    """One row of a preference set as a :class:`PreferencePair`.
+
+    Args:
+        row: a row in one of the accepted shapes (see the module docstring).
+        index: the row's position, named in error messages.
+
+    Raises:
+        ValueError: the row is malformed; the message names the row and what is wrong.
+    """
     if "chosen" not in row or "rejected" not in row:
         raise ValueError(f"row {index}: a preference row needs 'chosen' and 'rejected' (it has {sorted(row)})")
     chosen, rejected, prompt = row["chosen"], row["rejected"], row.get("prompt")
@@ -142,7 +151,9 @@ def pairs_from_env(
     seed: int = 0,
     batch_prompts: int = 4,
 ) -> list[PreferencePair]:
-    """Sample ``n`` completions per problem, score them through the environment
+    """Make preference pairs from sampled completions, ranked by the environment's reward.
+
+    Sample ``n`` completions per problem, score them through the environment
     (``BatchedEnv``), and pair a higher-reward completion (chosen) with a
     lower-reward one (rejected), at most ``pairs_per_prompt`` per problem.
 

@@ -1,6 +1,7 @@
-"""Rejection sampling and best-of-N (ref 002): generate N completions per prompt,
-score them with any verifier or reward model (through the environment), keep the
-best.
+"""Rejection sampling and best-of-N (ref 002).
+
+Generate N completions per prompt, score them with any verifier or reward model
+(through the environment), keep the best.
 
 * :func:`sample_and_score` — the ``M x N`` reward matrix and its completions.
 * :func:`select` — ``top_per_prompt`` (argmax of each row: every prompt represented)
@@ -31,8 +32,14 @@ __all__ = ["BestOfN", "Scored", "best_of_n", "sample_and_score", "select", "writ
 
 @dataclass
 class Scored:
-    """``M`` problems x ``N`` completions: ``texts[m][n]``, ``rewards`` ``[M, N]``
-    (``-inf`` where unscored, so it is never selected), ``correct`` ``[M, N]``."""
+    """``M`` problems x ``N`` completions and their scores.
+
+    Attributes:
+        problems: the ``M`` problems.
+        texts: the completions, ``texts[m][n]``.
+        rewards: ``[M, N]`` rewards (``-inf`` where unscored, so it is never selected).
+        correct: ``[M, N]``, whether each completion is CORRECT.
+    """
 
     problems: list[Problem]
     texts: list[list[str]]
@@ -57,7 +64,7 @@ def sample_and_score(
         chunk = list(problems[start : start + batch_prompts])
         params = SamplingParams(n=n, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed + start)
         rollouts = engine.generate([p.prompt for p in chunk], params)
-        groups = [rollouts.texts[b * n : (b + 1) * n] for b in range(len(chunk))]
+        groups = rollouts.groups()
         result = env.step(chunk, groups, on_error="record")
         for b in range(len(chunk)):
             texts.append(groups[b])
@@ -122,10 +129,18 @@ def write_sft(scored: Scored, picks: Sequence[tuple[int, int]], path: str | Path
 
 @dataclass
 class BestOfN:
-    """What picking the best of ``n`` gains: ``mean_reward`` of all samples vs
-    ``best_reward`` of the picks, ``sample_accuracy`` (share of all samples CORRECT)
-    vs ``best_accuracy`` (share of prompts whose pick is CORRECT) and ``any_correct``
-    (share of prompts with at least one CORRECT sample: what a perfect picker gets)."""
+    """What picking the best of ``n`` gains.
+
+    Attributes:
+        n: samples per prompt.
+        mean_reward: mean reward of all scored samples, to compare with ``best_reward``.
+        best_reward: mean reward of the picks.
+        sample_accuracy: share of all samples CORRECT, to compare with ``best_accuracy``.
+        best_accuracy: share of prompts whose pick is CORRECT.
+        any_correct: share of prompts with at least one CORRECT sample: what a perfect
+            picker gets.
+        best: the picked completions, one per prompt that has a scored sample.
+    """
 
     n: int
     mean_reward: float

@@ -26,12 +26,12 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from rlvr.policy import autocast, position_ids
+from rlvr.precision import autocast
 from rlvr.preference.losses import bradley_terry_loss
 from rlvr.preference.pairs import PreferencePair
-from rlvr.rollout import render_prompt
+from rlvr.tokens import encode_texts, position_ids
 
-__all__ = ["RewardModel", "encode", "load_reward_model", "pairwise_accuracy", "save_reward_model", "train_reward_model"]
+__all__ = ["RewardModel", "load_reward_model", "pairwise_accuracy", "save_reward_model", "train_reward_model"]
 
 MARKER = "reward_model.json"
 
@@ -66,30 +66,6 @@ class RewardModel(nn.Module):
         return self.head(hidden.to(self.head.weight.dtype)).squeeze(-1)
 
 
-def encode(
-    tokenizer: Any,
-    prompts: Sequence[Any],
-    completions: Sequence[str],
-    *,
-    chat_template: bool = True,
-    max_length: int = 512,
-    device: torch.device | str = "cpu",
-) -> tuple[Tensor, Tensor]:
-    """``(input_ids, attention_mask)`` ``[N, L]`` of ``render(prompt) + completion + EOS``,
-    right-padded, cut from the left beyond ``max_length`` tokens."""
-    eos = tokenizer.eos_token or ""
-    texts = [render_prompt(tokenizer, p, chat_template) + c + eos for p, c in zip(prompts, completions, strict=True)]
-    sides = tokenizer.padding_side, tokenizer.truncation_side
-    tokenizer.padding_side, tokenizer.truncation_side = "right", "left"
-    try:
-        enc = tokenizer(
-            texts, return_tensors="pt", padding=True, truncation=True, max_length=max_length, add_special_tokens=False
-        )
-    finally:
-        tokenizer.padding_side, tokenizer.truncation_side = sides
-    return enc.input_ids.to(device), enc.attention_mask.to(device)
-
-
 def _device(module: nn.Module) -> torch.device:
     return next(module.parameters()).device
 
@@ -110,7 +86,7 @@ def score(
     rm.eval()
     out = []
     for i in range(0, len(prompts), batch_size):
-        ids, mask = encode(
+        ids, mask = encode_texts(
             tokenizer, prompts[i : i + batch_size], completions[i : i + batch_size],
             chat_template=chat_template, max_length=max_length, device=_device(rm),
         )  # fmt: skip
@@ -169,7 +145,7 @@ def train_reward_model(
             batch = [pairs[i] for i in order[start : start + batch_size]]
             prompts = [p.prompt for p in batch] * 2
             texts = [p.chosen for p in batch] + [p.rejected for p in batch]
-            ids, mask = encode(
+            ids, mask = encode_texts(
                 tokenizer, prompts, texts, chat_template=chat_template, max_length=max_length, device=_device(rm)
             )
             scores = rm(ids, mask).float()  # [2B]: chosen, then rejected

@@ -12,7 +12,7 @@ import torch
 from toymodels import ToyRun
 
 from rlvr.agents import GRPO, PPO, GRPOConfig, PPOConfig, Reinforce, ReinforceConfig
-from rlvr.policy import Critic
+from rlvr.agents.critic import Critic
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*hit the length limit")
 STEPS = 80

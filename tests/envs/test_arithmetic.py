@@ -72,8 +72,10 @@ def test_custom_prompt_and_problem_ids_regenerate():
     with_answer=st.booleans(),
 )
 def test_the_default_reward_gives_degenerate_boxes_no_credit(repeats, inner, sep, with_answer):
-    """The probe's collapse (empty boxes, repeated) and its variants earn exactly 0,
-    even when the right answer is hidden among the repeats."""
+    """The probe's collapse (empty boxes, repeated) and its variants earn exactly 0.
+
+    This holds even when the right answer is hidden among the repeats.
+    """
     env = rlvr.make("rlvr/Arithmetic-v0")
     env.reset(seed=repeats)
     gold = env.unwrapped.problem.reference

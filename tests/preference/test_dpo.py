@@ -1,5 +1,8 @@
-"""DPO and SimPO on a tiny model: the first loss is log 2 (policy = reference), and
-training raises the implicit-reward accuracy on held-out pairs."""
+"""DPO and SimPO on a tiny model.
+
+The first loss is log 2 (policy = reference), and training raises the
+implicit-reward accuracy on held-out pairs.
+"""
 
 import copy
 import math

@@ -5,7 +5,6 @@ import json
 import pytest
 from toymodels import char_tokenizer, tiny_llama, toy_env
 
-from rlvr.evaluation import distinct_problems
 from rlvr.preference.pairs import PreferencePair, load_pairs, pair_from_row, pairs_from_env, save_pairs, split_pairs
 from rlvr.rollout import TransformersEngine
 
@@ -74,7 +73,7 @@ def test_pairs_from_env_prefer_the_higher_reward():
     tok = char_tokenizer()
     engine = TransformersEngine(tiny_llama(len(tok)), tok, chat_template=False)
     env = toy_env()
-    problems = distinct_problems(env, 6, seed=0)
+    problems = env.distinct_problems(6, seed=0)
     pairs = pairs_from_env(engine, env, problems, n=8, max_new_tokens=4, pairs_per_prompt=3)
     assert pairs, "a random tiny model's samples differ in reward"
     for pair in pairs:

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from toymodels import char_tokenizer, tiny_llama, toy_env
 
-from rlvr.evaluation import distinct_problems
 from rlvr.preference.rejection import Scored, best_of_n, sample_and_score, select, write_sft
 from rlvr.rollout import TransformersEngine
 from rlvr.types import Problem
@@ -61,7 +60,7 @@ def test_best_of_n_never_does_worse_than_one_sample():
     tok = char_tokenizer()
     engine = TransformersEngine(tiny_llama(len(tok)), tok, chat_template=False)
     env = toy_env()
-    problems = distinct_problems(env, 6, seed=0)
+    problems = env.distinct_problems(6, seed=0)
     report = best_of_n(engine, env, problems, n=8, max_new_tokens=4)
     scored = sample_and_score(engine, env, problems, n=8, max_new_tokens=4)
     assert report.best_reward == pytest.approx(scored.rewards.max(axis=1).mean())

