@@ -1,6 +1,6 @@
 """Seconds per GRPO training step, rlvr against TRL's GRPOTrainer, on the same workload in one run.
 
-Workload (issue 6): 4 prompts x 8 completions x 64 new tokens, SmolLM2-135M-Instruct,
+Workload: 4 prompts x 8 completions x 64 new tokens, SmolLM2-135M-Instruct,
 CPU, KL to a reference model (beta = 0.04) in both, two-digit addition prompts with
 the same reward. rlvr's step is split into rollout, scoring and update.
 
@@ -61,9 +61,7 @@ def rlvr_steps(model_name: str, steps: int, engine_name: str = "transformers") -
             [p.prompt for p in problems], SamplingParams(n=GROUP, max_new_tokens=NEW_TOKENS, seed=step)
         )
         t1 = time.perf_counter()
-        result = env.step(
-            problems, rollouts.groups(), on_error="record"
-        )
+        result = env.step(problems, rollouts.groups(), on_error="record")
         t2 = time.perf_counter()
         agent.update(Experience.from_rollouts(rollouts, result.rewards, result.scored))
         engine.sync_weights(model)  # a no-op for the transformers engine, which samples from `model` itself

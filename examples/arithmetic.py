@@ -20,7 +20,7 @@ from rlvr.evaluation import evaluate
 from rlvr.models import DEFAULT_MODEL, load_model_and_tokenizer
 from rlvr.policy import Policy
 from rlvr.precision import pick_autocast
-from rlvr.rollout import SamplingParams, TransformersEngine
+from rlvr.rollout import SamplingParams, TransformersEngine, derive_seed
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--algorithm", choices=["grpo", "reinforce", "ppo"], default="grpo")
@@ -66,7 +66,7 @@ train_env.reset(1, seed=args.seed)
 B, G = args.prompts, args.group
 for step in range(args.steps):
     problems = train_env.reset(B)
-    params = SamplingParams(n=G, max_new_tokens=args.max_new_tokens, seed=args.seed * 100_003 + step)
+    params = SamplingParams(n=G, max_new_tokens=args.max_new_tokens, seed=derive_seed(args.seed, step))
     rollouts = engine.generate([p.prompt for p in problems], params)
     result = train_env.step(problems, rollouts.groups(), on_error="record")
     metrics = agent.update(Experience.from_rollouts(rollouts, result.rewards, result.scored))

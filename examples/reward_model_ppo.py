@@ -28,8 +28,8 @@ from rlvr.models import DEFAULT_MODEL, load_model_and_tokenizer
 from rlvr.policy import Policy
 from rlvr.precision import pick_autocast
 from rlvr.preference.reward_model import load_reward_model
+from rlvr.preference.reward_verifier import RewardModelVerifier
 from rlvr.rollout import SamplingParams, TransformersEngine
-from rlvr.verifiers.reward_model import RewardModelVerifier
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--reward-model", required=True, help="a folder from rlvr train-rm")
@@ -72,9 +72,7 @@ B, G = args.prompts, args.group
 def sample_batch(problems, seed):
     params = SamplingParams(n=G, max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=seed)
     rollouts = engine.generate([p.prompt for p in problems], params)
-    return rollouts, train_env.step(
-        problems, rollouts.groups(), on_error="record"
-    )
+    return rollouts, train_env.step(problems, rollouts.groups(), on_error="record")
 
 
 # One batch scored before training sets the normaliser's statistics, so the critic

@@ -28,6 +28,12 @@ class ConfigError(ValueError):
     """A malformed configuration: the message says which key and what to fix."""
 
 
+def _require(ok: bool, key: str, rule: str, value: Any) -> None:
+    """Raise a :class:`ConfigError` naming ``key`` unless ``ok``."""
+    if not ok:
+        raise ConfigError(f"{key} must be {rule}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """The policy model: which one, its precision, LoRA, and where it runs.
@@ -57,6 +63,17 @@ class ModelConfig:
     lora_alpha: int = 32
     threads: int | None = None
     device: str = "auto"
+
+    def __post_init__(self) -> None:
+        _require(self.lora_rank >= 0, "model.lora_rank", ">= 0 (0 trains every weight)", self.lora_rank)
+        _require(self.lora_alpha > 0, "model.lora_alpha", "> 0", self.lora_alpha)
+        _require(self.threads is None or self.threads >= 1, "model.threads", ">= 1 or null", self.threads)
+        _require(
+            self.device in ("auto", "cpu") or self.device.startswith("cuda"),
+            "model.device",
+            "'auto', 'cpu', 'cuda' or 'cuda:N'",
+            self.device,
+        )
 
 
 @dataclass(frozen=True)
@@ -109,6 +126,26 @@ class RolloutConfig:
     vllm_kv_cache_gib: float | None = None
     vllm_max_model_len: int = 2048
 
+    def __post_init__(self) -> None:
+        _require(self.prompts_per_step >= 1, "rollout.prompts_per_step", ">= 1", self.prompts_per_step)
+        _require(self.group_size >= 1, "rollout.group_size", ">= 1", self.group_size)
+        _require(self.max_new_tokens >= 1, "rollout.max_new_tokens", ">= 1", self.max_new_tokens)
+        _require(self.temperature > 0, "rollout.temperature", "> 0", self.temperature)
+        _require(0 < self.top_p <= 1, "rollout.top_p", "in (0, 1]", self.top_p)
+        _require(
+            0 < self.vllm_gpu_memory_utilization <= 1,
+            "rollout.vllm_gpu_memory_utilization",
+            "in (0, 1]",
+            self.vllm_gpu_memory_utilization,
+        )
+        _require(
+            self.vllm_kv_cache_gib is None or self.vllm_kv_cache_gib > 0,
+            "rollout.vllm_kv_cache_gib",
+            "> 0 or null",
+            self.vllm_kv_cache_gib,
+        )
+        _require(self.vllm_max_model_len >= 1, "rollout.vllm_max_model_len", ">= 1", self.vllm_max_model_len)
+
 
 @dataclass(frozen=True)
 class AlgorithmConfig:
@@ -131,6 +168,13 @@ class OptimConfig:
     warmup_steps: int = 0
     schedule: Literal["constant", "cosine"] = "constant"
 
+    def __post_init__(self) -> None:
+        _require(self.lr > 0, "optim.lr", "> 0", self.lr)
+        _require(self.critic_lr > 0, "optim.critic_lr", "> 0", self.critic_lr)
+        _require(self.weight_decay >= 0, "optim.weight_decay", ">= 0", self.weight_decay)
+        _require(all(0 <= b < 1 for b in self.betas), "optim.betas", "two values in [0, 1)", list(self.betas))
+        _require(self.warmup_steps >= 0, "optim.warmup_steps", ">= 0", self.warmup_steps)
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -147,6 +191,16 @@ class TrainConfig:
     steps: int = 400
     time_limit_minutes: float | None = 28.0
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        _require(self.steps >= 1, "train.steps", ">= 1", self.steps)
+        _require(
+            self.time_limit_minutes is None or self.time_limit_minutes > 0,
+            "train.time_limit_minutes",
+            "> 0 or null",
+            self.time_limit_minutes,
+        )
+        _require(self.seed >= 0, "train.seed", ">= 0", self.seed)
 
 
 @dataclass(frozen=True)
@@ -170,6 +224,18 @@ class EvalConfig:
     pass_k: tuple[int, ...] = ()
     batch_size: int = 32
 
+    def __post_init__(self) -> None:
+        _require(self.every >= 0, "eval.every", ">= 0 (0: no evaluation during training)", self.every)
+        _require(self.problems >= 1, "eval.problems", ">= 1", self.problems)
+        _require(all(k >= 1 for k in self.pass_k), "eval.pass_k", "values >= 1", list(self.pass_k))
+        _require(self.batch_size >= 1, "eval.batch_size", ">= 1", self.batch_size)
+        _require(
+            not self.pass_k or self.batch_size >= max(self.pass_k),
+            "eval.batch_size",
+            f">= max(eval.pass_k) = {max(self.pass_k, default=0)}",
+            self.batch_size,
+        )
+
 
 @dataclass(frozen=True)
 class LogConfig:
@@ -187,6 +253,9 @@ class LogConfig:
     progress: bool = True
     plots: bool = True
 
+    def __post_init__(self) -> None:
+        _require(self.samples_every >= 0, "log.samples_every", ">= 0 (0: never)", self.samples_every)
+
 
 @dataclass(frozen=True)
 class CheckpointConfig:
@@ -201,6 +270,10 @@ class CheckpointConfig:
     every: int = 25
     keep: int = 2
     resume: str | None = None
+
+    def __post_init__(self) -> None:
+        _require(self.every >= 0, "checkpoint.every", ">= 0 (0: only at the end)", self.every)
+        _require(self.keep >= 1, "checkpoint.keep", ">= 1", self.keep)
 
 
 @dataclass(frozen=True)
@@ -219,6 +292,15 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     log: LogConfig = field(default_factory=LogConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+
+    def __post_init__(self) -> None:
+        if self.algorithm.name == "grpo":
+            _require(
+                self.rollout.group_size >= 2,
+                "rollout.group_size",
+                ">= 2 for GRPO (a group of one has no baseline to compare with)",
+                self.rollout.group_size,
+            )
 
 
 # -- building dataclasses from plain data, strictly -------------------------------------
@@ -239,6 +321,8 @@ def build(cls: type, data: Any, path: str = "") -> Any:
     values = {k: _coerce(hints[k], v, _join(path, k)) for k, v in data.items()}
     try:
         return cls(**values)
+    except ConfigError:
+        raise
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path or 'config'}: {exc}") from None
 

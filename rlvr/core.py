@@ -107,6 +107,11 @@ class BanditEnv(gym.Env):
 
     # -- for subclasses -----------------------------------------------------------
     def default_reward(self) -> Verifier:
+        """The reward used when none is given (``reward=None``); environments that have one override this.
+
+        Raises:
+            NotImplementedError: the environment has no default reward.
+        """
         raise NotImplementedError(f"{type(self).__name__} has no default reward; pass reward=...")
 
     def draw_problem(self, rng: np.random.Generator) -> Problem:
@@ -114,11 +119,19 @@ class BanditEnv(gym.Env):
         raise NotImplementedError
 
     def problem_from_id(self, problem_id: str) -> Problem:
+        """The problem with id ``problem_id``, for ``reset(options={"problem_id": ...})``.
+
+        Raises:
+            KeyError: the id is unknown; the base class cannot look any problem up.
+        """
         raise KeyError(f"{type(self).__name__} cannot look problems up by id")
 
     def known_answers(self, problem: Problem) -> tuple[list[str], list[str]] | None:
-        """Completions that must score full reward and ones that must score 0, for
-        :meth:`self_check`; ``None`` when the environment cannot say."""
+        """Completions that must score full reward and ones that must score 0.
+
+        Returns ``(good, bad)`` for :meth:`self_check`, or ``None`` when the
+        environment cannot say.
+        """
         return None
 
     def self_check(self, n: int = 3, seed: int = 0) -> int:
@@ -149,6 +162,21 @@ class BanditEnv(gym.Env):
 
     # -- gymnasium API ------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Start an episode: pose a problem and return its prompt.
+
+        Args:
+            seed: seeds the environment's RNG (gymnasium's ``reset(seed=...)``).
+            options: ``{"problem": Problem}`` poses that problem, ``{"problem_id": id}``
+                looks one up (:meth:`problem_from_id`); without either, one is drawn.
+
+        Returns:
+            ``(observation, info)``: the prompt (a ``str``, or a tuple of messages with
+            ``prompt_format="chat"``) and ``{"problem_id": ..., "meta": ...}``.
+
+        Raises:
+            ValueError: an unknown option, or a prompt that does not fit the observation space.
+            TypeError: ``options["problem"]`` is not an :class:`rlvr.Problem`.
+        """
         super().reset(seed=seed)
         options = dict(options or {})
         unknown = set(options) - _RESET_OPTIONS
@@ -172,6 +200,18 @@ class BanditEnv(gym.Env):
         return observation, {"problem_id": problem.id, "meta": _plain(problem.meta)}
 
     def step(self, action: str):
+        """Score ``action``, the completion text, and end the episode.
+
+        Returns:
+            ``(observation, reward, terminated=True, truncated=False, info)``: the
+            observation is the prompt again, ``info`` is :func:`verdict_info`'s dict.
+
+        Raises:
+            RuntimeError: no problem is posed, or this episode has already been stepped.
+            TypeError: ``action`` is not a ``str``.
+            ValueError: the completion is longer than ``max_completion_chars``.
+            rlvr.VerifierError: a verifier raised (see :meth:`score_many`).
+        """
         if self.problem is None:
             raise RuntimeError("step() before reset(): call env.reset() to pose a problem first")
         if self._last is not None:
@@ -190,6 +230,10 @@ class BanditEnv(gym.Env):
         return self._observation(self.problem), reward, True, False, info
 
     def render(self) -> str | None:
+        """The episode as text with ``render_mode="ansi"``, else ``None``.
+
+        The text is the prompt, then, once stepped, the completion and its reward.
+        """
         if self.render_mode != "ansi":
             return None
         if self.problem is None:
@@ -260,13 +304,23 @@ class ProceduralEnv(BanditEnv):
         super().__init__(**kwargs)
 
     def generate(self, rng: np.random.Generator, problem_id: str) -> Problem:
+        """The problem with id ``problem_id``, drawn from ``rng`` alone; subclasses implement it.
+
+        ``rng`` is seeded with the id, so an id always regenerates the same problem.
+        """
         raise NotImplementedError
 
     def split_of(self, problem: Problem) -> str:
+        """``"test"`` when a hash of the problem's prompt falls in the held-out fraction, else ``"train"``."""
         digest = hashlib.sha256(_prompt_text(problem.prompt).encode("utf-8", "surrogatepass")).digest()
         return "test" if int.from_bytes(digest[:8], "big") / 2**64 < self.holdout_fraction else "train"
 
     def problem_from_id(self, problem_id: str) -> Problem:
+        """Regenerate a problem from its id, the integer seed.
+
+        Raises:
+            KeyError: the id is not an integer.
+        """
         try:
             seed = int(problem_id)
         except ValueError:
@@ -274,6 +328,11 @@ class ProceduralEnv(BanditEnv):
         return self.generate(np.random.default_rng(seed), problem_id)
 
     def draw_problem(self, rng: np.random.Generator) -> Problem:
+        """Draw seeds from ``rng`` until the problem belongs to this environment's split.
+
+        Raises:
+            RuntimeError: no problem of the split in ``_MAX_TRIES`` draws.
+        """
         for _ in range(self._MAX_TRIES):
             problem = self.problem_from_id(str(int(rng.integers(0, 2**63 - 1))))
             if self.split == "all" or self.split_of(problem) == self.split:
@@ -302,9 +361,15 @@ class DatasetEnv(BanditEnv):
         return len(self.problems)
 
     def draw_problem(self, rng: np.random.Generator) -> Problem:
+        """A problem drawn uniformly, with replacement, using ``rng``."""
         return self.problems[int(rng.integers(len(self.problems)))]
 
     def problem_from_id(self, problem_id: str) -> Problem:
+        """The problem with id ``problem_id``.
+
+        Raises:
+            KeyError: no problem has that id.
+        """
         try:
             return self._by_id[problem_id]
         except KeyError:

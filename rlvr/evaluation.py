@@ -14,15 +14,20 @@ from typing import Any
 import numpy as np
 
 from rlvr.batched import BatchedEnv
-from rlvr.rollout import RolloutEngine, SamplingParams
+from rlvr.rollout import RolloutEngine, SamplingParams, derive_seed
 from rlvr.types import Problem
 
 __all__ = ["EvalReport", "evaluate", "pass_at_k"]
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k from ``n`` samples of which ``c`` are correct (Chen et al., 2021):
-    ``1 - C(n - c, k) / C(n, k)``."""
+    """Unbiased pass@k from ``n`` samples of which ``c`` are correct (Chen et al., 2021).
+
+    ``1 - C(n - c, k) / C(n, k)``.
+
+    Raises:
+        ValueError: ``k > n``.
+    """
     if k > n:
         raise ValueError(f"pass@{k} needs at least {k} samples, got {n}")
     if n - c < k:
@@ -50,6 +55,7 @@ class EvalReport:
     samples: list[dict[str, Any]] = field(default_factory=list)
 
     def flat(self) -> dict[str, float]:
+        """The report as flat ``eval/...`` metrics for logging (``samples`` are left out)."""
         out = {
             "eval/accuracy": self.accuracy,
             "eval/mean_reward": self.mean_reward,
@@ -117,7 +123,7 @@ def evaluate(
         for start in range(0, len(problems), per_problem):
             chunk = list(problems[start : start + per_problem])
             params = SamplingParams(
-                n=n_samples, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed + start
+                n=n_samples, max_new_tokens=max_new_tokens, temperature=temperature, seed=derive_seed(seed, start)
             )
             rollouts = engine.generate([p.prompt for p in chunk], params)
             result = env.step(chunk, rollouts.groups(), on_error="record")

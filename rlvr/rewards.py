@@ -168,7 +168,6 @@ def verify_batch(verifier: Verifier, completions: Sequence[str], problems: Seque
     return [_coerce(v, verifier_name(verifier)) for v in verdicts]
 
 
-
 def combine_status(statuses: Sequence[Status]) -> Status:
     """The status of a composite, from the statuses of its leaves.
 

@@ -6,17 +6,34 @@ vLLM in :mod:`rlvr.vllm_engine`): :meth:`RolloutEngine.generate` and :meth:`Roll
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from rlvr.precision import autocast
 from rlvr.tokens import encode_prompts, render_prompt
 
-__all__ = ["RolloutEngine", "Rollouts", "SamplingParams", "TransformersEngine"]
+__all__ = ["RolloutEngine", "Rollouts", "SamplingParams", "TransformersEngine", "derive_seed"]
+
+
+def derive_seed(*parts: int) -> int:
+    """A 63-bit seed from a tuple of integers, e.g. ``(run seed, step)`` or ``(seed, prompt, sample)``.
+
+    Hashed (numpy's ``SeedSequence``), so no two tuples share a stream the way
+    ``seed * K + step + row`` lets row ``r + 1`` at step ``s`` reuse row ``r``'s
+    seed at step ``s + 1``.
+
+    Raises:
+        ValueError: a negative part.
+    """
+    if any(int(p) < 0 for p in parts):
+        raise ValueError(f"seed parts must be >= 0, got {parts}")
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
 @dataclass(frozen=True)
@@ -109,10 +126,52 @@ class Rollouts:
 
 
 class RolloutEngine(Protocol):
-    def generate(self, prompts: Sequence[Any], params: SamplingParams) -> Rollouts: ...
+    """What the trainer needs from a rollout engine: sampling, and weight sync after each update."""
+
+    def generate(self, prompts: Sequence[Any], params: SamplingParams) -> Rollouts:
+        """Sample ``params.n`` completions for each prompt (a string or a list of chat messages)."""
+        ...
 
     def sync_weights(self, model: nn.Module) -> None:
         """Make the engine sample from ``model``'s current weights."""
+
+
+# Every logits processor that would make the sampled distribution differ from the
+# policy's, switched off explicitly: ``transformers`` fills any setting left unset
+# from the model's ``generation_config.json`` (SmolLM2's, for one, sets several),
+# and top-k from its global default of 50.
+_NEUTRAL: dict[str, Any] = {
+    "min_p": 0.0,
+    "top_h": None,
+    "typical_p": 1.0,
+    "epsilon_cutoff": 0.0,
+    "eta_cutoff": 0.0,
+    "repetition_penalty": 1.0,
+    "encoder_repetition_penalty": 1.0,
+    "no_repeat_ngram_size": 0,
+    "encoder_no_repeat_ngram_size": 0,
+    "min_new_tokens": 0,
+    "num_beams": 1,
+    "renormalize_logits": False,
+}
+
+
+@contextlib.contextmanager
+def _own_generation_config(model: nn.Module) -> Iterator[None]:
+    """Hide the model's own generation config during a call, so nothing unset is inherited from it.
+
+    Settings the engine does not name (bad words, suppressed tokens, forced tokens,
+    sequence bias) then take ``transformers``' neutral defaults.
+    """
+    from transformers import GenerationConfig
+
+    holder = model.get_base_model() if hasattr(model, "get_base_model") else model
+    saved = getattr(holder, "generation_config", None)
+    holder.generation_config = GenerationConfig()
+    try:
+        yield
+    finally:
+        holder.generation_config = saved
 
 
 class TransformersEngine:
@@ -139,11 +198,32 @@ class TransformersEngine:
         self.max_prompt_tokens = max_prompt_tokens
 
     def sync_weights(self, model: nn.Module) -> None:
+        """Check that ``model`` is the engine's own: it samples from the live weights, so nothing is copied.
+
+        Raises:
+            ValueError: ``model`` is another model.
+        """
         if model is not self.model:
             raise ValueError("TransformersEngine samples from the model it was built with; pass that model")
 
     @torch.no_grad()
     def generate(self, prompts: Sequence[Any], params: SamplingParams) -> Rollouts:
+        """Sample ``params.n`` completions per prompt with the model's ``generate``.
+
+        Prompts are rendered (with the chat template when enabled) and left-padded.
+        The sampler log-probs come from the processed scores (after temperature,
+        top-k and top-p), the distribution the tokens were drawn from.
+
+        Args:
+            prompts: B prompts, each a string or a list of chat messages.
+            params: how to sample.
+
+        Returns:
+            :class:`Rollouts` with N = B x G rows, on the model's device.
+
+        Raises:
+            ValueError: a rendered prompt is longer than ``max_prompt_tokens``.
+        """
         from transformers import GenerationConfig
 
         tok = self.tokenizer
@@ -152,14 +232,13 @@ class TransformersEngine:
         if prompt_ids.shape[1] > self.max_prompt_tokens:
             raise ValueError(f"a prompt has {prompt_ids.shape[1]} tokens > max_prompt_tokens={self.max_prompt_tokens}")
         device = next(self.model.parameters()).device
-        sampling = (
-            {}
-            if params.greedy
-            else {"temperature": params.temperature, "top_p": params.top_p, "top_k": params.top_k or None}
-        )
         config = GenerationConfig(
             do_sample=not params.greedy,
-            **sampling,
+            **(
+                {}
+                if params.greedy
+                else {"temperature": params.temperature, "top_p": params.top_p, "top_k": params.top_k}
+            ),
             max_new_tokens=params.max_new_tokens,
             num_return_sequences=params.n,
             pad_token_id=tok.pad_token_id,
@@ -167,11 +246,14 @@ class TransformersEngine:
             stop_strings=list(params.stop) or None,
             output_scores=True,
             return_dict_in_generate=True,
+            **_NEUTRAL,
         )
         was_training = self.model.training
         self.model.eval()
         try:
-            with torch.random.fork_rng(devices=[]), autocast(self.model, self.autocast):
+            # A seeded call leaves the global RNG as it found it; an unseeded one draws from it.
+            seeded = torch.random.fork_rng(devices=[]) if params.seed is not None else contextlib.nullcontext()
+            with _own_generation_config(self.model), seeded, autocast(self.model, self.autocast):
                 if params.seed is not None:
                     torch.manual_seed(params.seed)
                 out = self.model.generate(
@@ -203,9 +285,12 @@ class TransformersEngine:
         )
 
     def _finish(self, completion_ids: Tensor, params: SamplingParams) -> tuple[Tensor, list[str], list[str]]:
-        """Where each completion ends: after its first EOS, or at the token that
-        completed a stop string, or at the length limit. (The first pad token is no
-        guide: a pad token can be sampled like any other.)"""
+        """Where each completion ends, with its finish reason and its text.
+
+        A completion ends after its first EOS, or at the token that completed a stop
+        string, or at the length limit. (The first pad token is no guide: a pad
+        token can be sampled like any other.)
+        """
         tok = self.tokenizer
         eos_ids = tok.eos_token_id if isinstance(tok.eos_token_id, list) else [tok.eos_token_id]
         lengths, reasons, texts = [], [], []

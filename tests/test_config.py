@@ -76,3 +76,42 @@ def test_device_auto_picks_cpu_without_a_gpu_and_bad_devices_fail_clearly(monkey
         resolve_device("gpu-please")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert resolve_device("auto") == torch.device("cuda")
+
+
+INVALID = [
+    ("rollout.group_size=0", "rollout.group_size"),
+    ("rollout.group_size=1", "rollout.group_size"),  # GRPO needs a group
+    ("rollout.prompts_per_step=0", "rollout.prompts_per_step"),
+    ("rollout.max_new_tokens=0", "rollout.max_new_tokens"),
+    ("rollout.temperature=0", "rollout.temperature"),
+    ("rollout.top_p=0", "rollout.top_p"),
+    ("rollout.vllm_gpu_memory_utilization=1.5", "rollout.vllm_gpu_memory_utilization"),
+    ("model.lora_rank=-1", "model.lora_rank"),
+    ("model.threads=0", "model.threads"),
+    ("model.device=tpu", "model.device"),
+    ("optim.lr=0", "optim.lr"),
+    ("optim.betas=[0.9, 1.0]", "optim.betas"),
+    ("optim.warmup_steps=-1", "optim.warmup_steps"),
+    ("train.steps=0", "train.steps"),
+    ("train.time_limit_minutes=0", "train.time_limit_minutes"),
+    ("eval.problems=0", "eval.problems"),
+    ("eval.pass_k=[0]", "eval.pass_k"),
+    ("eval.every=-1", "eval.every"),
+    ("log.samples_every=-1", "log.samples_every"),
+    ("checkpoint.keep=0", "checkpoint.keep"),
+]
+
+
+@pytest.mark.parametrize("override, key", INVALID)
+def test_invalid_values_fail_at_configuration_time_naming_the_key(override, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(None, [override])
+
+
+def test_an_invalid_value_stops_rlvr_train_before_any_work(tmp_path, capsys):
+    from rlvr.cli import main
+
+    run_dir = tmp_path / "run"
+    code = main(["train", "rollout.group_size=0", f"log.run_dir={run_dir}"])
+    assert code != 0 and not run_dir.exists()
+    assert "rollout.group_size" in capsys.readouterr().err

@@ -1,6 +1,6 @@
 import pytest
 import torch
-from toymodels import char_tokenizer, tiny_llama
+from toymodels import char_tokenizer, tiny_llama, wide_tokenizer
 
 from rlvr.rollout import SamplingParams, TransformersEngine
 from rlvr.tokens import render_prompt
@@ -76,3 +76,54 @@ def test_bad_params_and_prompts(engine):
     with pytest.raises(ValueError, match="it was built with"):
         engine.sync_weights(tiny_llama(14))
     engine.sync_weights(engine.model)
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 1.7])
+def test_the_sampler_samples_the_policy(temperature):
+    """The sampler's log-probs are the policy's, whatever the model's own generation config says.
+
+    A model's ``generation_config.json`` often sets top-k, top-p or a repetition
+    penalty; ``transformers`` applies top-k 50 unless told 0. Any of them makes the
+    sampled distribution differ from the one the loss differentiates.
+    """
+    from rlvr.policy import Policy
+
+    tok = wide_tokenizer()
+    model = tiny_llama(len(tok), seed=7, hidden=64)
+    with torch.no_grad():  # spread the logits so that truncation and penalties would show
+        model.lm_head.weight.mul_(8.0)
+    gen = model.generation_config
+    gen.top_k, gen.top_p, gen.repetition_penalty, gen.min_p = 5, 0.5, 1.5, 0.2
+    gen.no_repeat_ngram_size, gen.temperature, gen.do_sample = 2, 0.1, True
+    engine = TransformersEngine(model, tok, chat_template=False)
+    r = engine.generate(["abc", "hij"], SamplingParams(n=8, max_new_tokens=12, temperature=temperature, seed=3))
+    assert len(set(r.completion_ids.flatten().tolist())) > 50, "the samples should range over a wide vocabulary"
+    policy = Policy(model, temperature=temperature)
+    logp = policy.logprobs(r.input_ids, r.attention_mask, r.prompt_len)
+    mask = r.completion_mask.bool()
+    gap = (logp - r.sampler_logprobs).abs()[mask]
+    assert float(gap.max()) < 1e-4, f"sampler and policy disagree by up to {float(gap.max()):.3g} nats"
+
+
+def test_an_unseeded_call_draws_from_the_global_rng(engine):
+    params = SamplingParams(n=8, max_new_tokens=6)
+    torch.manual_seed(0)
+    first = engine.generate(["abc"], params)
+    second = engine.generate(["abc"], params)
+    assert not torch.equal(first.completion_ids, second.completion_ids)
+    torch.manual_seed(0)
+    assert torch.equal(engine.generate(["abc"], params).completion_ids, first.completion_ids)
+
+
+def test_derived_seeds_never_collide_across_seed_step_and_row():
+    from rlvr.rollout import derive_seed
+
+    grid = [(s, step, row) for s in range(3) for step in range(40) for row in range(16)]
+    seeds = [derive_seed(*key) for key in grid]
+    assert len(set(seeds)) == len(grid) and all(0 <= x < 2**63 for x in seeds)
+    # The additive scheme it replaces reused row r's stream for row r + 1 one step later.
+    additive = [s * 1_000_003 + step + row for s, step, row in grid]
+    assert len(set(additive)) < len(grid)
+    assert derive_seed(1, 2) == derive_seed(1, 2) != derive_seed(2, 1)
+    with pytest.raises(ValueError):
+        derive_seed(-1)

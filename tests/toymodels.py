@@ -24,6 +24,15 @@ def char_tokenizer() -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", bos_token="<bos>")
 
 
+def wide_tokenizer(extra: int = 300):
+    """A character tokenizer with ``extra`` more tokens, so the vocabulary is far above top-k's 50."""
+    words = ["<pad>", "<eos>", "<bos>", *"abcdefghij", " ", *[f"<t{i}>" for i in range(extra)]]
+    tok = Tokenizer(models.WordLevel({t: i for i, t in enumerate(words)}, unk_token="<pad>"))
+    tok.pre_tokenizer = pre_tokenizers.Split("", "isolated")
+    tok.decoder = decoders.Fuse()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", bos_token="<bos>")
+
+
 def tiny_llama(vocab_size: int = 14, seed: int = 0, hidden: int = 32, layers: int = 2) -> LlamaForCausalLM:
     torch.manual_seed(seed)
     config = LlamaConfig(

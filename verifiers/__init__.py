@@ -28,7 +28,7 @@ _BUILTINS = {
         "instruction following: every (strict) or the fraction (loose) of the problem's constraints",
     ),
     "reward-model": (
-        "rlvr.verifiers.reward_model:RewardModelVerifier",
+        "rlvr.preference.reward_verifier:RewardModelVerifier",
         "a learned reward model's score (path=a folder from rlvr train-rm); unbounded unless normalised",
     ),
     "countdown": (

@@ -252,7 +252,10 @@ class Sandbox:
 
         self.limits = limits
         self.pool = WorkerPool(
-            workers, memory_limit_mb=None, preload=("rlvr.execution.sandbox", "rlvr.execution.harness"), warmup=(isolate_worker, ())
+            workers,
+            memory_limit_mb=None,
+            preload=("rlvr.execution.sandbox", "rlvr.execution.harness"),
+            warmup=(isolate_worker, ()),
         )
 
     def warm_up(self) -> None:

@@ -1,4 +1,4 @@
-"""Offline preference optimisation: DPO (ref 002, ref 004) and SimPO (ref 002).
+"""Offline preference optimisation: DPO (Rafailov et al., 2023) and SimPO (Meng et al., 2024).
 
 No sampling and no reward: each update reads a batch of preference pairs,
 computes the policy's (and, for DPO, the frozen reference's) log-probabilities of
@@ -31,10 +31,18 @@ __all__ = ["DPO", "DPOConfig", "encode_pairs"]
 
 @dataclass(frozen=True)
 class DPOConfig:
-    """loss: ``dpo`` (needs a reference) or ``simpo`` (none). beta: the implicit
-    reward's scale (None: 0.1 for DPO, 2.0 for SimPO). gamma: SimPO's target margin.
-    label_smoothing: conservative DPO's assumed label-noise rate. micro_batch_size:
-    pairs per forward/backward. max_grad_norm: clipping (None: off)."""
+    """DPO / SimPO settings.
+
+    Attributes:
+        loss: ``dpo`` (needs a reference) or ``simpo`` (none).
+        beta: the implicit reward's scale (None: 0.1 for DPO, 2.0 for SimPO).
+        gamma: SimPO's target margin.
+        label_smoothing: conservative DPO's assumed label-noise rate.
+        micro_batch_size: pairs per forward/backward.
+        max_grad_norm: clipping (None: off).
+        max_prompt_tokens: longer prompts are cut from the left.
+        max_completion_tokens: longer completions (``text + EOS``) are cut from the right.
+    """
 
     loss: Literal["dpo", "simpo"] = "dpo"
     beta: float | None = None
@@ -47,6 +55,7 @@ class DPOConfig:
 
     @property
     def effective_beta(self) -> float:
+        """``beta``, or the loss's default when it is None (0.1 for DPO, 2.0 for SimPO)."""
         return self.beta if self.beta is not None else (0.1 if self.loss == "dpo" else 2.0)
 
 
@@ -128,9 +137,12 @@ class DPO:
 
     @torch.no_grad()
     def evaluate(self, pairs: Sequence[PreferencePair]) -> dict[str, float]:
-        """The same stats on held-out pairs, without a step (``rewards/accuracy`` is
-        the implicit-reward accuracy; before any training a DPO policy equals its
-        reference, every implicit reward is 0 and the accuracy reads 0)."""
+        """The same stats on held-out pairs, without a step.
+
+        ``rewards/accuracy`` is the implicit-reward accuracy; before any training a
+        DPO policy equals its reference, every implicit reward is 0 and the accuracy
+        reads 0.
+        """
         was_training = self.policy.training
         self.policy.eval()
         totals: dict[str, float] = {}

@@ -3,13 +3,13 @@
 All three read one number per completion, ``[B]`` for the chosen and ``[B]`` for
 the rejected member of each pair, and average the per-pair loss over the batch:
 
-* :func:`bradley_terry_loss` — reward-model training (ref 002, "From
-  Bradley-Terry to a Reward Model"): ``-log sigma(r_w - r_l)``.
-* :func:`dpo_loss` — DPO (ref 002 "DPO Loss", ref 004): the implicit reward
+* :func:`bradley_terry_loss` — reward-model training (the RLHF lecture slides,
+  Ahn, 2026, "From Bradley-Terry to a Reward Model"): ``-log sigma(r_w - r_l)``.
+* :func:`dpo_loss` — DPO (Rafailov et al., 2023): the implicit reward
   ``beta * (log pi(y|x) - log pi_ref(y|x))`` of *summed* sequence log-probs in a
   Bradley-Terry loss; with ``label_smoothing`` e, the conservative variant
   ``-(1 - e) log sigma(h) - e log sigma(-h)`` for pairs whose label may be wrong.
-* :func:`simpo_loss` — SimPO (ref 002, "DPO Variants"): no reference model; the
+* :func:`simpo_loss` — SimPO (Meng et al., 2024): no reference model; the
   reward is ``beta`` times the *mean* log-prob per token, and the margin must
   exceed ``gamma``.
 
@@ -48,7 +48,7 @@ def sequence_logprobs(logp: Tensor, mask: Tensor, average: bool = False) -> Tens
 
 
 def bradley_terry_loss(chosen_rewards: Tensor, rejected_rewards: Tensor) -> tuple[Tensor, dict[str, float]]:
-    """Reward-model loss, ``mean(-log sigma(r_w - r_l))`` over ``[B]`` pairs (ref 002).
+    """Reward-model loss, ``mean(-log sigma(r_w - r_l))`` over ``[B]`` pairs (the RLHF lecture slides, Ahn, 2026).
 
     ``logsigmoid`` keeps it finite for any margin (a naive ``log(sigmoid(x))``
     underflows to ``-inf`` below about -100).

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from rlvr.rollout import SamplingParams
+from rlvr.rollout import SamplingParams, derive_seed
 from rlvr.types import Problem
 
 __all__ = ["BestOfN", "Scored", "best_of_n", "sample_and_score", "select", "write_sft"]
@@ -62,7 +62,9 @@ def sample_and_score(
     texts, rewards, correct = [], [], []
     for start in range(0, len(problems), batch_prompts):
         chunk = list(problems[start : start + batch_prompts])
-        params = SamplingParams(n=n, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed + start)
+        params = SamplingParams(
+            n=n, max_new_tokens=max_new_tokens, temperature=temperature, seed=derive_seed(seed, start)
+        )
         rollouts = engine.generate([p.prompt for p in chunk], params)
         groups = rollouts.groups()
         result = env.step(chunk, groups, on_error="record")

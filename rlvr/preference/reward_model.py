@@ -1,16 +1,19 @@
-"""Learned reward models: a transformer trunk with a scalar head, trained with the
-Bradley-Terry loss on preference pairs (ref 002, "Reward Model Training").
+"""Learned reward models: a transformer trunk with a scalar head.
+
+They are trained with the Bradley-Terry loss on preference pairs (the RLHF
+lecture slides, Ahn, 2026, "Reward Model Training").
 
 The score is read at the last non-padding token of ``prompt + completion + EOS``
-(ref 002: "a scalar score at the EOS token"). Sequences are right-padded and, when
-too long, cut from the left, so the token read is always the completion's end.
+(the RLHF lecture slides: "a scalar score at the EOS token"). Sequences are
+right-padded and, when too long, cut from the left, so the token read is always
+the completion's end.
 
 Saved as a folder: ``model.safetensors`` (trunk and head), the trunk's
 ``config.json``, the tokenizer, and ``reward_model.json`` (what it was trained on
 and its held-out accuracy). The scores are unbounded logits whose scale only
 means something relative to each other (Bradley-Terry fixes differences, not the
 level): normalise them before mixing with rule-based rewards (see
-:class:`rlvr.verifiers.reward_model.RewardModelVerifier`).
+:class:`rlvr.preference.reward_verifier.RewardModelVerifier`).
 """
 
 from __future__ import annotations
@@ -98,8 +101,12 @@ def score(
 def pairwise_accuracy(
     rm: RewardModel, tokenizer: Any, pairs: Sequence[PreferencePair], **kwargs: Any
 ) -> dict[str, float]:
-    """Held-out metrics: ``accuracy`` (share of pairs with ``r(chosen) > r(rejected)``,
-    ties wrong), ``margin`` (mean ``r_w - r_l``) and ``loss`` (Bradley-Terry)."""
+    """Held-out metrics of a reward model on preference pairs.
+
+    ``accuracy`` (share of pairs with ``r(chosen) > r(rejected)``, ties wrong),
+    ``margin`` (mean ``r_w - r_l``), ``loss`` (Bradley-Terry) and ``pairs`` (how
+    many were scored). ``kwargs`` go to :func:`score`.
+    """
     prompts = [p.prompt for p in pairs]
     chosen = score(rm, tokenizer, prompts, [p.chosen for p in pairs], **kwargs)
     rejected = score(rm, tokenizer, prompts, [p.rejected for p in pairs], **kwargs)
@@ -128,7 +135,8 @@ def train_reward_model(
 ) -> list[dict[str, float]]:
     """Bradley-Terry training with AdamW; returns each step's stats.
 
-    One epoch by default: reward models overfit preference data quickly (ref 002).
+    One epoch by default: reward models overfit preference data quickly (the RLHF
+    lecture slides, Ahn, 2026).
     Chosen and rejected go through the trunk in one forward of ``2 x batch_size``
     sequences (hidden cost: memory grows with the longest of them).
     """

@@ -71,7 +71,7 @@ def test_deep_nesting_is_rejected_without_parsing():
 
 
 def test_math_contract():
-    # A 1 s bound keeps hostile power towers cheap here; issue 3 moves the bound into killable workers.
+    # A 1 s bound keeps hostile power towers cheap here (the verifier runs them in killable workers).
     check_verifier(
         MathVerifier(timeout_seconds=1),
         problem("128"),

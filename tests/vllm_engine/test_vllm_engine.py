@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("vllm", reason="vLLM is not installed here; .ci/run's vLLM job runs these tests")
 
 import torch  # noqa: E402
-from toymodels import char_tokenizer
+from toymodels import char_tokenizer, wide_tokenizer
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from rlvr.agents.mismatch import mismatch_stats
@@ -136,3 +136,26 @@ def test_rlvr_train_with_vllm_rollouts(setup, tmp_path):
     steps = [r for r in rows if "reward_mean" in r]
     assert len(steps) == 3 and all(r["mismatch/logp_abs_diff"] < 1e-3 for r in steps)
     assert all(r["time/sync"] > 0 for r in steps) and "eval/accuracy" in rows[-1]
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0])
+def test_vllm_samples_the_policy_whatever_the_models_generation_config(tmp_path, temperature):
+    """The sampler's log-probs are the policy's, whatever the model's generation config says.
+
+    A wide vocabulary, and a generation_config.json that sets top-k, top-p and
+    penalties: none of it may reach the sampler.
+    """
+    tok = wide_tokenizer()
+    model = tiny_llama_for_vllm(len(tok), seed=5)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(8.0)
+    gen = model.generation_config
+    gen.top_k, gen.top_p, gen.repetition_penalty, gen.min_p, gen.do_sample = 5, 0.5, 1.5, 0.2, True
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    engine = VLLMEngine(str(tmp_path), tok, chat_template=False, dtype="float32", max_model_len=128, kv_cache_gib=0.25)
+    r = engine.generate(["abc", "hij"], SamplingParams(n=8, max_new_tokens=12, temperature=temperature, seed=3))
+    assert len(set(r.completion_ids.flatten().tolist())) > 50
+    logp = Policy(model, temperature=temperature).logprobs(r.input_ids, r.attention_mask, r.prompt_len)
+    diff = (logp - r.sampler_logprobs).abs()[r.completion_mask.bool()]
+    assert float(diff.max()) < 1e-3, f"vLLM's sampler and the policy disagree by up to {float(diff.max()):.3g} nats"

@@ -6,8 +6,8 @@ from toymodels import char_tokenizer, tiny_llama
 
 import rlvr
 from rlvr.preference.reward_model import RewardModel, save_reward_model, score
+from rlvr.preference.reward_verifier import RewardModelVerifier, RunningMoments
 from rlvr.types import Problem, Status
-from rlvr.verifiers.reward_model import RewardModelVerifier, RunningMoments
 
 
 @pytest.fixture
