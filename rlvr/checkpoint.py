@@ -6,7 +6,7 @@ A checkpoint is a folder ``checkpoints/step-000050/``:
     critic.safetensors                  PPO's critic, when there is one
     optimizer.pt                        optimiser(s) and scheduler state (torch.save)
     state.json                          step, agent state (KL coefficient, baseline), env RNG, timing
-    rng.pt                              torch / numpy / python RNG states
+    rng.pt                              torch / numpy / python RNG states, and every CUDA device's
 
 It is written to ``step-000050.partial`` and renamed when complete, so a run
 killed while saving leaves the previous checkpoint intact and loses at most the
@@ -68,10 +68,7 @@ def save_checkpoint(
     if critic is not None:
         save_file({k: v.contiguous() for k, v in critic.state_dict().items()}, tmp / "critic.safetensors")
     torch.save({k: v.state_dict() for k, v in optimizers.items()}, tmp / "optimizer.pt")
-    torch.save(
-        {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
-        tmp / "rng.pt",
-    )
+    torch.save(_rng_states(), tmp / "rng.pt")
     (tmp / "state.json").write_text(json.dumps({"step": step, **state}, indent=2, default=_jsonable))
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
@@ -114,11 +111,27 @@ def load_checkpoint(
     saved = torch.load(path / "optimizer.pt", weights_only=False)
     for key, obj in optimizers.items():
         obj.load_state_dict(saved[key])
-    rng = torch.load(path / "rng.pt", weights_only=False)
-    torch.set_rng_state(rng["torch"])
-    np.random.set_state(rng["numpy"])
-    random.setstate(rng["python"])
+    _restore_rng_states(torch.load(path / "rng.pt", weights_only=False))
     return json.loads((path / "state.json").read_text())
+
+
+def _rng_states() -> dict[str, Any]:
+    """Every RNG a run draws from: torch's CPU generator, numpy's, python's, and each CUDA device's."""
+    states = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():  # sampling and dropout on a GPU draw from the device's own generator
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _restore_rng_states(states: dict[str, Any]) -> None:
+    """Restore what :func:`_rng_states` saved; CUDA states only where CUDA is, device by device."""
+    torch.set_rng_state(states["torch"])
+    np.random.set_state(states["numpy"])
+    random.setstate(states["python"])
+    if "cuda" in states and torch.cuda.is_available():
+        # Resuming on fewer devices restores those there are; the others' states have nowhere to go.
+        for device, state in enumerate(states["cuda"][: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(state, device)
 
 
 def _jsonable(value: Any) -> Any:

@@ -12,7 +12,30 @@ from torch import Tensor, nn
 from rlvr.precision import autocast
 from rlvr.tokens import pad_to, position_ids, trimmed_width
 
-__all__ = ["Policy", "add_lora", "is_peft_model", "reference_logprobs"]
+__all__ = ["Policy", "add_lora", "disable_dropout", "is_peft_model", "reference_logprobs"]
+
+
+def disable_dropout(model: nn.Module) -> int:
+    """Set every dropout rate in ``model`` to 0, for good; returns how many were above 0.
+
+    Covers ``nn.Dropout`` modules (their ``p``; LoRA's dropout is one) and the float
+    rates that attention and other modules read at call time (attributes named
+    ``*dropout``, such as Llama's ``attention_dropout``). The rates are changed
+    rather than the modules' ``training`` flags, so a later ``model.train()`` does
+    not turn dropout back on, and what gradient checkpointing recomputes in the
+    backward pass is what the forward pass computed.
+    """
+    changed = 0
+    for module in model.modules():
+        if isinstance(module, nn.modules.dropout._DropoutNd):
+            changed += module.p > 0
+            module.p = 0.0
+            continue
+        for name, value in list(vars(module).items()):
+            if name.lower().endswith("dropout") and isinstance(value, float) and value > 0:
+                setattr(module, name, 0.0)
+                changed += 1
+    return changed
 
 
 class Policy(nn.Module):
@@ -24,6 +47,13 @@ class Policy(nn.Module):
             log-probs are those of the distribution the sampler drew from
             (keep it equal to the sampling temperature).
         micro_batch_size: rows per forward pass in :meth:`logprobs` (no-grad).
+        autocast: the dtype to autocast the forward pass to (None: none).
+
+    Dropout is turned off in ``model`` (:func:`disable_dropout`), on wrapping and
+    again before every forward pass (adapters may be added later): with dropout,
+    ``pi_old`` and the gradient pass would be two different random functions and
+    the importance ratio would differ from 1 on the very first pass, whatever mode
+    the trainer leaves the model in.
     """
 
     def __init__(
@@ -38,6 +68,7 @@ class Policy(nn.Module):
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.model = model
+        disable_dropout(model)
         self.temperature = float(temperature)
         self.micro_batch_size = int(micro_batch_size)
         self.autocast = autocast
@@ -59,6 +90,7 @@ class Policy(nn.Module):
         Hidden cost: the ``[N, T, vocab]`` logits are materialised in float32
         (about 75 MB for 8 x 48 tokens x 49k vocab); micro-batch to bound it.
         """
+        disable_dropout(self.model)  # cheap, and catches modules added since (LoRA adapters)
         full_width = input_ids.shape[1] - prompt_len
         n_completion = trimmed_width(attention_mask, prompt_len)  # columns past every completion's end are skipped
         input_ids, attention_mask = (
@@ -94,6 +126,7 @@ class Policy(nn.Module):
 
 
 def is_peft_model(model: nn.Module) -> bool:
+    """Whether ``model`` is a ``peft`` model whose adapters can be disabled (the LoRA reference)."""
     return hasattr(model, "disable_adapter") and hasattr(model, "peft_config")
 
 

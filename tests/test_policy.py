@@ -3,6 +3,7 @@ import copy
 import pytest
 import torch
 from toymodels import char_tokenizer, tiny_llama
+from transformers import LlamaForCausalLM
 
 from rlvr.agents.critic import Critic
 from rlvr.policy import Policy, add_lora, reference_logprobs
@@ -130,3 +131,32 @@ def test_reference_is_required_without_lora(setup):
         reference_logprobs(Policy(model), None, torch.ones(1, 3, dtype=torch.long), torch.ones(1, 3), 1)
     with pytest.raises(ValueError, match="temperature"):
         Policy(model, temperature=0)
+
+
+def test_dropout_is_off_in_the_policy_whatever_mode_the_model_is_in():
+    """pi_old and the gradient pass must be the same function: no dropout, even after model.train()."""
+    tok = char_tokenizer()
+    config = tiny_llama(len(tok)).config
+    config.attention_dropout = 0.5
+    model = LlamaForCausalLM(config)
+    policy = Policy(model)
+    ids = torch.randint(3, 14, (4, 8))
+    att = torch.ones_like(ids)
+    model.train()
+    first, _ = policy(ids, att, 3)
+    second = policy.logprobs(ids, att, 3)
+    assert torch.equal(first.detach(), second)
+    assert model.training  # the caller's mode is left alone
+
+
+def test_dropout_of_lora_adapters_is_off_too(setup):
+    tok, _ = setup
+    policy = Policy(add_lora(tiny_llama(len(tok), seed=2), r=4, alpha=8, dropout=0.5))
+    trainable = [p for p in policy.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(trainable, lr=1.0)
+    ids = torch.randint(3, 14, (2, 6))
+    att = torch.ones_like(ids)
+    (-policy(ids, att, 2)[0].sum()).backward()  # move the adapters off zero so their dropout would show
+    opt.step()
+    policy.model.train()
+    assert torch.equal(policy(ids, att, 2)[0].detach(), policy(ids, att, 2)[0].detach())

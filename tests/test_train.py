@@ -57,53 +57,43 @@ def metrics(run_dir):
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-KEYS = ["reward_mean", "loss", "kl_ref", "entropy", "grad_norm", "response_length"]
+KEYS = ["reward_mean", "loss", "kl_ref", "entropy", "grad_norm", "response_length", "lr", "beta"]
 
 
-@pytest.mark.parametrize("algorithm", ["grpo", "ppo"])
+@pytest.mark.parametrize("algorithm", ["grpo", "ppo", "reinforce"])
 def test_resume_continues_exactly_like_an_uninterrupted_run(tiny, letter_env, tmp_path, algorithm):
-    straight = train(
-        config(
-            tiny,
-            letter_env,
-            tmp_path / "straight",
-            "train.steps=6",
-            "checkpoint.every=3",
-            "eval.at_end=false",
-            f"algorithm.name={algorithm}",
-        )
-    )
+    """Everything that moves between steps is restored: weights, optimiser, the warm-up, beta, the baseline."""
+    moving = [
+        "optim.warmup_steps=8",  # the learning rate still climbs across the cut at step 3
+        f"algorithm.{algorithm}.kl_target=0.001",  # beta adapts every step
+        "algorithm.reinforce.baseline=moving_average",
+    ]
+
+    def run(run_dir, steps, *extra):
+        return train(
+            config(
+                tiny, letter_env, run_dir, f"train.steps={steps}", "checkpoint.every=3", "eval.at_end=false",
+                f"algorithm.name={algorithm}", *moving, *extra,
+            )
+        )  # fmt: skip
+
+    straight = run(tmp_path / "straight", 6)
     cut = tmp_path / "cut"
-    train(
-        config(
-            tiny,
-            letter_env,
-            cut,
-            "train.steps=3",
-            "checkpoint.every=3",
-            "eval.at_end=false",
-            f"algorithm.name={algorithm}",
-        )
-    )
-    train(
-        config(
-            tiny,
-            letter_env,
-            cut,
-            "train.steps=6",
-            "checkpoint.every=3",
-            "eval.at_end=false",
-            "checkpoint.resume=auto",
-            f"algorithm.name={algorithm}",
-        )
-    )
+    run(cut, 3)
+    run(cut, 6, "checkpoint.resume=auto")
     a = {m["step"]: m for m in metrics(straight) if "reward_mean" in m}
     b = {m["step"]: m for m in metrics(cut) if "reward_mean" in m}
     assert sorted(a) == sorted(b) == list(range(6))
+    for key in ["lr", "beta"]:  # the comparison below means something only if these move
+        assert len({a[step][key] for step in range(2, 6)}) > 1, (key, [a[step][key] for step in range(6)])
     for step in range(3, 6):
+        assert {"lr", "beta"} <= set(a[step]) & set(b[step])
         for key in KEYS:
             if key in a[step]:
                 assert a[step][key] == pytest.approx(b[step][key], rel=1e-5, abs=1e-7), (step, key)
+    if algorithm == "reinforce":  # the moving-average baseline went through the checkpoint
+        state = json.loads((latest_checkpoint(cut) / "state.json").read_text())
+        assert state["agent"]["baseline"]["value"] is not None
 
 
 def test_run_folder_holds_what_users_expect(tiny, letter_env, tmp_path):

@@ -41,8 +41,10 @@ def masked_var(x: Tensor, mask: Tensor, unbiased: bool = True) -> Tensor:
 
 
 def batch_mean_advantages(rewards: Tensor, scored: Tensor | None = None) -> Tensor:
-    """REINFORCE with the batch-mean baseline (ref 002, "REINFORCE and baseline"):
-    ``A_i = r_i - mean_j r_j`` over scored completions.
+    """REINFORCE advantages with the batch-mean baseline.
+
+    ``A_i = r_i - mean_j r_j`` over scored completions: REINFORCE (Williams, 1992)
+    with the batch-mean baseline of the RLHF lecture slides (Ahn, 2026).
 
     rewards, scored: ``[N]``. Returns ``[N]``.
     """
@@ -51,11 +53,12 @@ def batch_mean_advantages(rewards: Tensor, scored: Tensor | None = None) -> Tens
 
 
 class MovingAverageBaseline:
-    """REINFORCE with a moving-average baseline (ref 002): ``b <- m*b + (1-m)*mean(r)``.
+    """REINFORCE with a moving-average baseline: ``b <- m*b + (1-m)*mean(r)``.
 
-    The advantage uses the baseline *before* this batch updates it, so a
-    completion's own reward does not shrink its advantage. State: one float,
-    saved with checkpoints through :meth:`state_dict`.
+    The baseline of the RLHF lecture slides (Ahn, 2026). The advantage uses the
+    baseline *before* this batch updates it, so a completion's own reward does
+    not shrink its advantage. State: one float, saved with checkpoints through
+    :meth:`state_dict`.
     """
 
     def __init__(self, momentum: float = 0.9, initial: float | None = None) -> None:
@@ -75,9 +78,11 @@ class MovingAverageBaseline:
         return torch.where(scored, rewards - baseline, torch.zeros_like(rewards))
 
     def state_dict(self) -> dict[str, float | None]:
+        """The momentum and the current baseline (None before the first batch), for checkpoints."""
         return {"momentum": self.momentum, "value": self.value}
 
     def load_state_dict(self, state: dict[str, float | None]) -> None:
+        """Restore the momentum and the baseline saved by :meth:`state_dict`."""
         self.momentum, self.value = float(state["momentum"]), state["value"]
 
 
@@ -101,7 +106,7 @@ def rloo_advantages(rewards: Tensor, group: Tensor, scored: Tensor | None = None
 def group_normalized_advantages(
     rewards: Tensor, group: Tensor, scored: Tensor | None = None, *, scale_by_std: bool = True, eps: float = 1e-4
 ) -> tuple[Tensor, Tensor]:
-    """GRPO's group-relative advantage (ref 004, "GRPO"): ``A_i = (r_i - mean_g) / (std_g + eps)``.
+    """GRPO's group-relative advantage (Shao et al., 2024): ``A_i = (r_i - mean_g) / (std_g + eps)``.
 
     ``scale_by_std=False`` is Dr. GRPO's correction (no division by the group
     std, which over-weights groups that are nearly all right or all wrong). The
@@ -127,7 +132,7 @@ def group_normalized_advantages(
 
 
 def gae(rewards: Tensor, values: Tensor, mask: Tensor, gamma: float = 1.0, lam: float = 0.95) -> tuple[Tensor, Tensor]:
-    """Generalized advantage estimation over masked token sequences (ref 004, "Step 3.4").
+    """Generalized advantage estimation over masked token sequences (GAE, Schulman et al., 2015).
 
     ``delta_t = r_t + gamma * V(s_{t+1}) - V(s_t)`` and
     ``A_t = sum_l (gamma*lam)^l delta_{t+l}``, with ``V`` after the last

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from rlvr.policy import disable_dropout
 from rlvr.precision import autocast
 from rlvr.tokens import pad_to, position_ids, trimmed_width
 
@@ -19,7 +20,8 @@ class Critic(nn.Module):
     The trunk is a separate network from the policy (a copy of it, a smaller
     model, or a reward model's trunk); the head starts at zero so initial values
     are 0. It runs the base model only, not the LM head, so no vocab-sized logits
-    are computed.
+    are computed. Dropout is off in the trunk, as in :class:`rlvr.policy.Policy`, so
+    ``old_values`` and the values of the value loss come from the same function.
     """
 
     def __init__(
@@ -28,6 +30,7 @@ class Critic(nn.Module):
         super().__init__()
         self.autocast = autocast
         self.trunk = getattr(causal_lm, "base_model", causal_lm)
+        disable_dropout(self.trunk)
         hidden = causal_lm.config.hidden_size
         self.head = nn.Linear(hidden, 1) if head is None else head
         if head is None:
@@ -38,9 +41,11 @@ class Critic(nn.Module):
     def from_reward_model(
         cls, reward_model: nn.Module, autocast: torch.dtype | None = None, mean: float = 0.0, std: float = 1.0
     ) -> Critic:
-        """A critic whose trunk and head start as a copy of a reward model's (ref 002,
-        InstructGPT: "the value function is initialized from the RM"), so its first
-        values are the RM's score of each prefix instead of 0. The RM is not changed.
+        """A critic whose trunk and head start as a copy of a reward model's.
+
+        As in InstructGPT (Ouyang et al., 2022: "the value function is initialized
+        from the RM"), so its first values are the RM's score of each prefix instead
+        of 0. The RM is not changed.
 
         ``mean`` and ``std``: when the policy is rewarded with the RM's score
         normalised as ``(score - mean) / std`` (the ``reward-model`` verifier's
@@ -48,6 +53,9 @@ class Critic(nn.Module):
         the reward's scale; the head is rescaled to ``(head(h) - mean) / std``.
         Without this the values are in raw RM units, and GAE's ``V(s_{t+1}) - V(s_t)``
         terms, many times larger than the normalised reward, drown it.
+
+        Raises:
+            ValueError: ``std`` is not positive.
         """
         import copy
 
@@ -60,6 +68,18 @@ class Critic(nn.Module):
         return cls(copy.deepcopy(reward_model.trunk), autocast, head=head)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor, prompt_len: int) -> Tensor:
+        """Values ``[N, T]`` of the states before each completion token, with gradients.
+
+        Args:
+            input_ids: ``[N, P + T]`` in the rollout layout (:mod:`rlvr.tokens`).
+            attention_mask: ``[N, P + T]``, 1 on real tokens.
+            prompt_len: P, the padded prompt width.
+
+        Returns:
+            ``[N, T]``: ``values[:, t]`` is ``V`` of the prefix ``prompt + completion[:t]``.
+            Columns past the batch's longest completion (rounded up, see
+            :func:`rlvr.tokens.trimmed_width`) are not computed and come back as 0.
+        """
         full_width = input_ids.shape[1] - prompt_len
         width = prompt_len + trimmed_width(attention_mask, prompt_len)
         input_ids, attention_mask = input_ids[:, :width], attention_mask[:, :width]
@@ -72,6 +92,7 @@ class Critic(nn.Module):
 
     @torch.no_grad()
     def values(self, input_ids: Tensor, attention_mask: Tensor, prompt_len: int, micro_batch_size: int = 8) -> Tensor:
+        """No-grad values ``[N, T]`` (PPO's ``old_values``), ``micro_batch_size`` rows per forward pass."""
         return torch.cat(
             [
                 self(input_ids[i : i + micro_batch_size], attention_mask[i : i + micro_batch_size], prompt_len)

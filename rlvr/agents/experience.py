@@ -32,8 +32,8 @@ class Experience:
         completion_mask: ``[N, T]``.
         rewards: ``[N]`` float; meaningful only where ``scored``.
         scored: ``[N]`` bool; False for completions a verifier could not score.
-            They are left out of baselines and losses (configurably counted as 0
-            instead, see each agent's ``unscored`` option).
+            They are left out of baselines, losses and forward passes (configurably
+            counted as 0 instead, see each agent's ``unscored`` option).
         group: ``[N]`` prompt index.
         truncated: ``[N]`` bool; the completion hit the length limit.
         sampler_logprobs: ``[N, T]`` from the rollout engine, if it reports them.
@@ -63,11 +63,7 @@ class Experience:
         rewards = _flat(rewards, torch.float32, device)
         if len(rewards) != len(rollouts.texts):
             raise ValueError(f"{len(rewards)} rewards for {len(rollouts.texts)} completions")
-        scored_t = (
-            torch.ones_like(rewards, dtype=torch.bool)
-            if scored is None
-            else _flat(scored, torch.bool, device)
-        )
+        scored_t = torch.ones_like(rewards, dtype=torch.bool) if scored is None else _flat(scored, torch.bool, device)
         return cls(
             input_ids=rollouts.input_ids,
             attention_mask=rollouts.attention_mask,
@@ -84,6 +80,10 @@ class Experience:
         return len(self.rewards)
 
     def rows(self, index: Tensor) -> Experience:
+        """The rows picked by ``index`` (indices or a ``[N]`` bool mask) as a new experience.
+
+        Every tensor field is indexed along its first dimension; ``prompt_len`` is kept.
+        """
         values = {}
         for f in fields(self):
             v = getattr(self, f.name)
@@ -112,6 +112,7 @@ def minibatches(n: int, size: int | None, generator: torch.Generator | None = No
 
 
 def micro_batches(index: Tensor, size: int) -> Iterator[Tensor]:
+    """Consecutive chunks of ``index`` of at most ``size`` rows, one forward/backward each."""
     for i in range(0, len(index), size):
         yield index[i : i + size]
 
@@ -138,11 +139,13 @@ class Stats:
         self.weights: dict[str, float] = defaultdict(float)
 
     def add(self, stats: dict[str, Tensor | float], weight: float = 1.0) -> None:
+        """Accumulate each statistic with ``weight`` (e.g. the micro-batch's token count)."""
         for k, v in stats.items():
             self.sums[k] += float(v) * weight
             self.weights[k] += weight
 
     def means(self) -> dict[str, float]:
+        """The weighted mean of each statistic added so far (those with zero total weight are left out)."""
         return {k: self.sums[k] / self.weights[k] for k in self.sums if self.weights[k] > 0}
 
 

@@ -1,14 +1,20 @@
-"""GRPO: group-relative advantages, PPO's clipped surrogate, KL to the reference as a loss (ref 004, "GRPO").
+"""GRPO: group-relative advantages, PPO's clipped surrogate, KL to the reference as a loss (Shao et al., 2024).
 
 For each prompt, G completions; ``A_i = (r_i - mean_group) / std_group`` for every
 token of completion ``i``; then ``epochs`` passes of the clipped surrogate over
 minibatches against ``pi_old`` (the policy that sampled), plus ``beta * KL``
 (k3 by default) to the reference policy.
 
+The paper calls its k3 loss term an unbiased estimator of KL(pi || pi_ref); it is,
+of the value, but its expected gradient on-policy is that of KL(pi_ref || pi)
+(:mod:`rlvr.agents.kl`). rlvr keeps it as the default and says so (docs/agents.md);
+``kl_estimator="k2"`` follows KL(pi || pi_ref)'s gradient instead.
+
 Deviations from the paper, each a named option: Dr. GRPO's ``scale_by_std=False``;
 the loss aggregation (``token_mean`` by default, the paper used ``sequence_mean``);
-``kl_placement="reward"`` subtracts ``beta * sum_t KL_t`` from each reward
-before normalising instead of adding a loss term.
+``kl_placement="reward"`` (with ``kl_estimator="k1"``) subtracts
+``beta * sum_t KL_t`` from each reward before normalising instead of adding a
+loss term; ``drop_zero_std_groups`` leaves groups without signal out entirely.
 """
 
 from __future__ import annotations
@@ -20,8 +26,8 @@ import torch
 
 from rlvr.agents.advantages import group_normalized_advantages, masked_mean
 from rlvr.agents.experience import Experience, Stats, micro_batches, minibatches, optimizer_step, rollout_metrics
-from rlvr.agents.kl import KLEstimator, kl_controller, kl_estimate, kl_penalty_loss
-from rlvr.agents.losses import Aggregation, aggregate, ppo_clip_loss
+from rlvr.agents.kl import KLEstimator, check_kl_choice, kl_controller, kl_estimate, kl_penalty_loss
+from rlvr.agents.losses import Aggregation, aggregate, counted_rows, ppo_clip_loss
 from rlvr.agents.mismatch import TISLevel, mismatch_stats, tis_weights
 from rlvr.policy import Policy, reference_logprobs
 
@@ -35,12 +41,16 @@ class GRPOConfig:
     Attributes:
         clip_eps / clip_eps_high: PPO clip range ``[1 - eps, 1 + eps_high]``.
         beta: KL coefficient (0 disables the reference entirely).
-        kl_target: if set, beta adapts towards this per-token KL (ref 004, PPO-penalty rule).
+        kl_target: if set, beta adapts towards this per-token KL (PPO-penalty's rule,
+            Schulman et al., 2017), starting from ``beta``, which must then be > 0.
         kl_estimator: ``k1``, ``k2`` or ``k3`` (see :mod:`rlvr.agents.kl`).
-        kl_placement: ``"loss"`` (GRPO) or ``"reward"``.
+        kl_placement: ``"loss"`` (GRPO) or ``"reward"``. The pairs whose gradient
+            follows no KL are refused (:func:`rlvr.agents.kl.check_kl_choice`): k1 as
+            a loss, k2 or k3 in the reward.
         scale_by_std: divide by the group std (False: Dr. GRPO).
-        drop_zero_std_groups: leave groups whose rewards are all equal out of the
-            loss (they carry no policy-gradient signal; keeping them only adds KL).
+        drop_zero_std_groups: leave groups whose verifier rewards are all equal out
+            of the update, forward passes included (they carry no policy-gradient
+            signal; keeping them only adds KL and tokens to the denominator).
         unscored: ``"exclude"`` completions a verifier could not score, or count them as ``"zero"``.
         epochs: passes over each batch (more than 1 reuses samples with pi_old).
         minibatch_size: sequences per optimiser step (None: the whole batch).
@@ -81,6 +91,7 @@ class GRPOConfig:
             raise ValueError(f"unscored must be 'exclude' or 'zero', got {self.unscored!r}")
         if self.epochs < 1 or self.micro_batch_size < 1:
             raise ValueError("epochs and micro_batch_size must be >= 1")
+        check_kl_choice(self.beta, self.kl_target, self.kl_estimator, self.kl_placement)
 
 
 class GRPO:
@@ -112,14 +123,48 @@ class GRPO:
             self.generator.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
 
     def update(self, exp: Experience) -> dict[str, float]:
+        """One GRPO update on a batch: advantages, then ``epochs`` passes of optimiser steps.
+
+        Rollout metrics are taken on every row; then the rows left out (unscored
+        with ``unscored="exclude"``, and with ``drop_zero_std_groups`` the groups
+        whose verifier rewards are all equal) are removed before any forward pass.
+        Computes ``pi_old`` (only when samples are reused or KL goes into the reward)
+        and the reference log-probs, the group-normalised advantages, then for each
+        minibatch the clipped surrogate plus, with ``kl_placement="loss"``, the KL
+        term, one optimiser step per minibatch. An adaptive KL coefficient is updated
+        at the end from the measured ``kl_ref``, and not at all when no row was kept.
+
+        Args:
+            exp: the batch; the completions of one prompt share a ``group`` index.
+
+        Returns:
+            Metrics for logging: rollout statistics, ``rows_kept``, the loss terms and
+            PPO statistics (``ratio_first`` and ``clip_fraction_first`` for the first
+            minibatch of the first epoch), ``kl_ref``, ``entropy``, ``grad_norm``,
+            zero-std group counts, the ``mismatch/...`` figures when the engine
+            reported log-probs, and the ``beta`` this update used.
+        """
         cfg, policy = self.config, self.policy
         if cfg.unscored == "zero":
             exp = exp.with_unscored_as_zero()
-        metrics = rollout_metrics(exp)
+        metrics = rollout_metrics(exp)  # on every row, kept or not
         beta = self.kl_ctl.beta
-        args = (exp.input_ids, exp.attention_mask, exp.prompt_len)
-        mask = exp.completion_mask.float() * exp.scored[:, None].float()  # [N, T]
+        metrics["beta"] = beta
 
+        # Groups without signal are judged on the verifier's rewards, before any KL in the reward.
+        _, zero_std = group_normalized_advantages(exp.rewards, exp.group, exp.scored)  # [N]
+        n_groups = int(exp.group.max()) + 1 if len(exp) else 0
+        metrics["zero_std_groups"] = float(len(torch.unique(exp.group[zero_std]))) if zero_std.any() else 0.0
+        metrics["zero_std_group_fraction"] = metrics["zero_std_groups"] / max(n_groups, 1)
+        keep = exp.scored & ~zero_std if cfg.drop_zero_std_groups else exp.scored  # [N]
+        metrics["rows_kept"] = float(keep.sum())
+        if not keep.all():  # the rows left out pay no forward or backward pass
+            exp = exp.rows(keep)
+        if len(exp) == 0:
+            return metrics  # nothing to learn from, no KL measured: the controller keeps beta
+
+        args = (exp.input_ids, exp.attention_mask, exp.prompt_len)
+        mask = exp.completion_mask.float()  # [N, T]; every row kept is scored
         # pi_old is needed when samples are reused or KL goes into the reward; with one
         # pass over one minibatch the gradient pass's own log-probs serve (ratio = 1).
         single_pass = cfg.epochs == 1 and (cfg.minibatch_size is None or cfg.minibatch_size >= len(exp))
@@ -128,32 +173,27 @@ class GRPO:
             reference_logprobs(policy, self.reference, *args) if beta > 0 or self.reference is not None else None
         )  # [N, T]
 
-        rewards = exp.rewards
+        rewards = exp.rewards  # [N]
         if beta > 0 and cfg.kl_placement == "reward":
             seq_kl = (kl_estimate(old_logp, ref_logp, cfg.kl_estimator) * mask).sum(dim=1)  # [N]
             rewards = rewards - beta * seq_kl
-        advantages, zero_std = group_normalized_advantages(
+        advantages, _ = group_normalized_advantages(
             rewards, exp.group, exp.scored, scale_by_std=cfg.scale_by_std
-        )
-        if cfg.drop_zero_std_groups:
-            mask = mask * (~zero_std)[:, None].float()
-        n_groups = int(exp.group.max()) + 1 if len(exp) else 0
-        metrics["zero_std_groups"] = float(len(torch.unique(exp.group[zero_std]))) if zero_std.any() else 0.0
-        metrics["zero_std_group_fraction"] = metrics["zero_std_groups"] / max(n_groups, 1)
+        )  # [N]
 
-        stats, mismatch = Stats(), Stats()
-        for _ in range(cfg.epochs):
-            for mb in minibatches(len(exp), cfg.minibatch_size, self.generator):
+        stats, first, mismatch = Stats(), Stats(), Stats()
+        for epoch in range(cfg.epochs):
+            for i, mb in enumerate(minibatches(len(exp), cfg.minibatch_size, self.generator)):
                 agg = dict(
                     mode=cfg.aggregation,
                     total_tokens=float(mask[mb].sum()),
-                    total_seqs=float(len(mb)),
+                    total_seqs=counted_rows(mask[mb]),
                     constant=cfg.aggregation_constant,
                 )
                 for micro in micro_batches(mb, cfg.micro_batch_size):
                     logp, entropy = policy(
                         exp.input_ids[micro], exp.attention_mask[micro], exp.prompt_len, with_entropy=True
-                    )
+                    )  # [n, T] each
                     old = logp.detach() if old_logp is None else old_logp[micro]
                     m = mask[micro]
                     weights = None
@@ -173,11 +213,17 @@ class GRPO:
                     st["entropy"] = masked_mean(entropy.detach(), m)
                     st["loss"] = loss.detach()
                     stats.add(st, weight=float(m.sum()))
+                    if epoch == 0 and i == 0:  # pi_old is this pass's policy: the ratio must be exactly 1
+                        first.add(
+                            {"ratio_first": st["ratio_mean"], "clip_fraction_first": st["clip_fraction"]},
+                            weight=float(m.sum()),
+                        )
                 stats.add({"grad_norm": optimizer_step(self.optimizer, policy.parameters(), cfg.max_grad_norm)})
 
         metrics.update(stats.means())
+        metrics.update(first.means())
         metrics.update(mismatch.means())
         metrics["advantage_abs_mean"] = float(advantages.abs().mean())
-        metrics["beta"] = beta
-        self.kl_ctl.update(metrics.get("kl_ref", 0.0))
+        if "kl_ref" in metrics:  # measured on at least one token
+            self.kl_ctl.update(metrics["kl_ref"])
         return metrics

@@ -11,8 +11,11 @@ named choice, because frameworks differ here and it changes what is learned:
 * ``"constant"`` — sum over tokens / (N * constant) (Dr. GRPO, with the constant
   the max completion length): unbiased in length, stable scale.
 
-With micro-batching, pass the *whole* batch's ``total_tokens`` / ``total_seqs`` so
-that the micro-batch losses add up to the loss of the batch.
+One rule for every mode: a row with no token in the mask (dropped: unscored,
+in a group without signal, skipped) counts in no denominator, so the loss is
+the one of the batch without that row. With micro-batching, pass the *whole*
+batch's ``total_tokens`` / ``total_seqs`` (counting only rows with a token in
+the mask) so that the micro-batch losses add up to the loss of the batch.
 """
 
 from __future__ import annotations
@@ -22,7 +25,15 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-__all__ = ["Aggregation", "aggregate", "entropy_bonus", "ppo_clip_loss", "reinforce_loss", "value_loss"]
+__all__ = [
+    "Aggregation",
+    "aggregate",
+    "counted_rows",
+    "entropy_bonus",
+    "ppo_clip_loss",
+    "reinforce_loss",
+    "value_loss",
+]
 
 Aggregation = Literal["token_mean", "sequence_mean", "constant"]
 
@@ -36,13 +47,18 @@ def aggregate(
     total_seqs: float | None = None,
     constant: float | None = None,
 ) -> Tensor:
-    """Reduce ``per_token [N, T]`` over ``mask [N, T]`` to a scalar (see module docstring)."""
+    """Reduce ``per_token [N, T]`` over ``mask [N, T]`` to a scalar (see module docstring).
+
+    ``total_tokens`` / ``total_seqs`` default to this call's masked tokens and
+    rows with at least one masked-in token; ``constant`` is the ``"constant"``
+    mode's divisor per sequence.
+    """
     mask = mask.to(per_token.dtype)
-    masked = per_token * mask
+    masked = per_token * mask  # [N, T]
     if mode == "token_mean":
         denom = total_tokens if total_tokens is not None else mask.sum()
         return masked.sum() / max(float(denom), 1.0)
-    n_seqs = total_seqs if total_seqs is not None else per_token.shape[0]
+    n_seqs = total_seqs if total_seqs is not None else counted_rows(mask)
     if mode == "sequence_mean":
         per_seq = masked.sum(dim=1) / mask.sum(dim=1).clamp(min=1)
         return per_seq.sum() / max(float(n_seqs), 1.0)
@@ -53,8 +69,13 @@ def aggregate(
     raise ValueError(f"unknown aggregation {mode!r}; choose token_mean, sequence_mean or constant")
 
 
+def counted_rows(mask: Tensor) -> float:
+    """How many rows of ``mask [N, T]`` count in a per-sequence denominator: those with a token in it."""
+    return float((mask.sum(dim=1) > 0).sum())
+
+
 def reinforce_loss(logp: Tensor, advantages: Tensor, mask: Tensor, **agg) -> tuple[Tensor, dict[str, Tensor]]:
-    """REINFORCE with a baseline (ref 004, "REINFORCE and baseline"): ``-A * log pi(a_t|s_t)``.
+    """REINFORCE with a baseline (Williams, 1992): ``-A * log pi(a_t|s_t)``.
 
     logp, mask: ``[N, T]``; advantages: ``[N]`` (one per sequence, broadcast to its
     tokens) or ``[N, T]``. ``agg``: keyword arguments of :func:`aggregate`.
@@ -74,7 +95,7 @@ def ppo_clip_loss(
     weights: Tensor | None = None,
     **agg,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """PPO's clipped surrogate (ref 004, "Clipping objective"), negated to minimise:
+    """PPO's clipped surrogate (Schulman et al., 2017), negated to minimise.
 
     ``L_t = -min(rho_t * A, clip(rho_t, 1 - eps, 1 + eps_high) * A)``,
     ``rho_t = exp(logp_t - old_logp_t)``. ``clip_eps_high`` defaults to ``clip_eps``
@@ -82,8 +103,9 @@ def ppo_clip_loss(
 
     logp, old_logp, mask: ``[N, T]``; advantages ``[N]`` or ``[N, T]``. weights:
     optional ``[N, T]`` per-token multipliers without gradient (truncated importance
-    sampling, :mod:`rlvr.agents.mismatch`). Stats: ``clip_fraction`` (tokens where the clipped term is the one taken),
-    ``approx_kl`` (k3 estimate of KL(pi_old || pi), over masked tokens), ``ratio_mean``.
+    sampling, :mod:`rlvr.agents.mismatch`). Stats: ``clip_fraction`` (tokens where the
+    clipped term is the one taken), ``approx_kl`` (k3 estimate of KL(pi_old || pi),
+    over masked tokens), ``ratio_mean``.
     """
     adv = advantages[:, None] if advantages.dim() == 1 else advantages
     eps_high = clip_eps if clip_eps_high is None else clip_eps_high
@@ -110,8 +132,10 @@ def ppo_clip_loss(
 def value_loss(
     values: Tensor, old_values: Tensor, returns: Tensor, mask: Tensor, clip_eps: float | None = 0.2, **agg
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """Critic loss (ref 004, "Critic loss"): ``0.5 * (V - G)^2``, clipped as in PPO
-    implementations when ``clip_eps`` is set:
+    """Critic loss: ``0.5 * (V - G)^2``, clipped when ``clip_eps`` is set.
+
+    The value-function term of PPO (Schulman et al., 2017); the clipped form is
+    the one of PPO implementations:
     ``0.5 * max((V - G)^2, (old_V + clip(V - old_V, -eps, eps) - G)^2)``.
 
     values, old_values, returns, mask: ``[N, T]``.
@@ -131,7 +155,10 @@ def value_loss(
 
 
 def entropy_bonus(entropy: Tensor, mask: Tensor, **agg) -> tuple[Tensor, dict[str, Tensor]]:
-    """Entropy bonus (ref 004, "Entropy bonus"): returns ``-H`` aggregated, so adding
-    ``coef * loss`` to the total loss *raises* entropy. entropy, mask: ``[N, T]``."""
+    """Entropy bonus (Schulman et al., 2017): returns ``-H`` aggregated.
+
+    Adding ``coef * loss`` to the total loss therefore *raises* entropy.
+    entropy, mask: ``[N, T]``.
+    """
     h = aggregate(entropy, mask, **agg)
     return -h, {"entropy": h.detach()}

@@ -1,6 +1,8 @@
-"""Train/inference mismatch: the rollout engine's sampling log-probabilities
-(``mu``, e.g. vLLM's kernels) differ from the trainer's recomputed ``pi_old`` for
-the same weights and tokens, so "on-policy" samples are slightly off-policy.
+"""Train/inference mismatch between the rollout engine and the trainer.
+
+The rollout engine's sampling log-probabilities (``mu``, e.g. vLLM's kernels)
+differ from the trainer's recomputed ``pi_old`` for the same weights and tokens,
+so "on-policy" samples are slightly off-policy.
 
 :func:`tis_weights` is truncated importance sampling (Yao et al., 2025, "Your
 efficient RL framework secretly brings you off-policy RL training"): the policy
@@ -52,10 +54,13 @@ def tis_weights(old_logp: Tensor, sampler_logp: Tensor, mask: Tensor, level: TIS
 def mismatch_stats(
     old_logp: Tensor, sampler_logp: Tensor, mask: Tensor, weights: Tensor | None = None, cap: float | None = None
 ) -> dict[str, float]:
-    """``mismatch/logp_abs_diff``: mean ``|pi_old - mu|`` per token; ``mismatch/kl``: k3
+    """Per-token statistics of the gap between the trainer's ``pi_old`` and the sampler's ``mu``.
+
+    ``mismatch/logp_abs_diff``: mean ``|pi_old - mu|`` per token; ``mismatch/kl``: k3
     estimate of ``KL(mu || pi_old)`` per token (samples come from ``mu``);
     ``mismatch/tis_weight_mean`` when weights are given, and ``mismatch/tis_clipped_fraction``
-    (tokens whose weight was cut to ``cap``) when the cap is given too."""
+    (tokens whose weight was cut to ``cap``) when the cap is given too.
+    """
     m = mask.to(old_logp.dtype)
     n = m.sum().clamp(min=1)
     diff = (old_logp.detach() - sampler_logp) * m  # log(pi_old / mu)

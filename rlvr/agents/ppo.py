@@ -1,4 +1,7 @@
-"""PPO with a critic, GAE and per-token KL shaping (ref 004, "Step 3.1" to "Step 3.5").
+"""PPO with a critic, GAE and per-token KL shaping, as used for RLHF.
+
+PPO (Schulman et al., 2017) with GAE (Schulman et al., 2015) and InstructGPT's
+per-token KL penalty to the reference (Ouyang et al., 2022):
 
 1. Under ``pi_old`` (the policy that sampled) and the frozen reference, shape
    per-token rewards: ``r~_t = -beta * KL_t`` on every token, the verifier's reward
@@ -21,8 +24,8 @@ import torch
 from rlvr.agents.advantages import gae, masked_mean, masked_var, whiten
 from rlvr.agents.critic import Critic
 from rlvr.agents.experience import Experience, Stats, micro_batches, minibatches, optimizer_step, rollout_metrics
-from rlvr.agents.kl import KLEstimator, kl_controller, kl_estimate, shaped_token_rewards
-from rlvr.agents.losses import Aggregation, entropy_bonus, ppo_clip_loss, value_loss
+from rlvr.agents.kl import KLEstimator, check_kl_choice, kl_controller, kl_estimate, shaped_token_rewards
+from rlvr.agents.losses import Aggregation, counted_rows, entropy_bonus, ppo_clip_loss, value_loss
 from rlvr.agents.mismatch import TISLevel, mismatch_stats, tis_weights
 from rlvr.policy import Policy, reference_logprobs
 
@@ -31,16 +34,23 @@ __all__ = ["PPO", "PPOConfig"]
 
 @dataclass(frozen=True)
 class PPOConfig:
-    """Attributes:
-    clip_eps / clip_eps_high: policy clip range.
-    value_clip_eps: critic clip range (None: unclipped MSE).
-    gamma, lam: GAE discount and trace decay (gamma = 1 is usual for LLMs, ref 002).
-    beta, kl_target, kl_estimator: KL shaping in the reward (k1 as in ref 004).
-    entropy_coef, value_coef: weights of the entropy bonus and the value loss.
-    whiten_advantages: normalise advantages over the batch.
-    epochs, minibatch_size, micro_batch_size, aggregation, max_grad_norm: as in GRPO.
-    unscored: ``"exclude"`` or ``"zero"``.
-    tis, tis_cap: truncated importance sampling on ``pi_old / mu`` (see GRPOConfig and :mod:`rlvr.agents.mismatch`).
+    """PPO's knobs.
+
+    Attributes:
+        clip_eps / clip_eps_high: policy clip range.
+        value_clip_eps: critic clip range (None: unclipped MSE).
+        gamma, lam: GAE discount and trace decay (gamma = 1 is usual for LLMs, whose
+            reward comes after the last token; the RLHF lecture slides, Ahn, 2026).
+        beta, kl_target, kl_estimator: KL shaping in the reward (k1, the log-ratio, as
+            in InstructGPT, Ouyang et al., 2022: the one estimator whose gradient in
+            the reward follows KL(pi || pi_ref); k2 and k3 are refused). A
+            ``kl_target`` needs ``beta > 0`` to start from.
+        entropy_coef, value_coef: weights of the entropy bonus and the value loss.
+        whiten_advantages: normalise advantages over the batch.
+        epochs, minibatch_size, micro_batch_size, aggregation, max_grad_norm: as in GRPO.
+        unscored: ``"exclude"`` or ``"zero"``.
+        tis, tis_cap: truncated importance sampling on ``pi_old / mu`` (see GRPOConfig
+            and :mod:`rlvr.agents.mismatch`).
     """
 
     clip_eps: float = 0.2
@@ -71,9 +81,24 @@ class PPOConfig:
             raise ValueError(f"unscored must be 'exclude' or 'zero', got {self.unscored!r}")
         if self.epochs < 1 or self.micro_batch_size < 1:
             raise ValueError("epochs and micro_batch_size must be >= 1")
+        check_kl_choice(self.beta, self.kl_target, self.kl_estimator, "reward", placements=("reward",))
 
 
 class PPO:
+    """PPO with a critic: ``update(experience) -> metrics``. Dependencies are passed in, nothing is built here.
+
+    Args:
+        policy: the :class:`rlvr.policy.Policy` being trained.
+        optimizer: over the policy's parameters.
+        critic: the value model (:class:`rlvr.agents.critic.Critic`), a separate network.
+        critic_optimizer: over the critic's parameters.
+        config: :class:`PPOConfig`.
+        reference: a frozen reference ``Policy``; ``None`` with a LoRA policy uses the
+            adapter-free model (:func:`rlvr.policy.reference_logprobs`). Needed only
+            when ``beta > 0``.
+        generator: the RNG that shuffles minibatches (saved in :meth:`state_dict`).
+    """
+
     def __init__(
         self,
         policy: Policy,
@@ -103,22 +128,50 @@ class PPO:
             self.generator.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
 
     def update(self, exp: Experience) -> dict[str, float]:
+        """One PPO update on a batch: shaped rewards, GAE, then ``epochs`` passes of optimiser steps.
+
+        Rollout metrics are taken on every row; then unscored rows (with
+        ``unscored="exclude"``) are removed before any forward pass. Under ``pi_old``
+        and the reference, the KL penalty shapes per-token rewards; the critic's
+        values give GAE advantages (whitened when configured) and returns. Each
+        minibatch then takes one policy step on the clipped surrogate (plus the
+        entropy bonus) and one critic step on the value loss. An adaptive KL
+        coefficient is updated at the end from the measured ``kl_ref``, and not at
+        all when no row was kept.
+
+        Args:
+            exp: the batch of completions and their rewards.
+
+        Returns:
+            Metrics for logging: rollout statistics, ``rows_kept``, the loss terms and
+            PPO statistics (``ratio_first`` and ``clip_fraction_first`` for the first
+            minibatch of the first epoch), ``kl_ref``, ``explained_variance``, both
+            gradient norms, the mean value and return, the ``mismatch/...`` figures
+            when the engine reported log-probs, and the ``beta`` this update used.
+        """
         cfg, policy, critic = self.config, self.policy, self.critic
         if cfg.unscored == "zero":
             exp = exp.with_unscored_as_zero()
-        metrics = rollout_metrics(exp)
+        metrics = rollout_metrics(exp)  # on every row, kept or not
         beta = self.kl_ctl.beta
-        args = (exp.input_ids, exp.attention_mask, exp.prompt_len)
-        mask = exp.completion_mask.float() * exp.scored[:, None].float()  # [N, T]
+        metrics["beta"] = beta
+        metrics["rows_kept"] = float(exp.scored.sum())
+        if not exp.scored.all():  # the rows left out pay no forward or backward pass
+            exp = exp.rows(exp.scored)
+        if len(exp) == 0:
+            return metrics  # nothing to learn from, no KL measured: the controller keeps beta
 
+        args = (exp.input_ids, exp.attention_mask, exp.prompt_len)
+        mask = exp.completion_mask.float()  # [N, T]; every row kept is scored
         old_logp = policy.logprobs(*args)  # [N, T]
         old_values = critic.values(*args, micro_batch_size=cfg.micro_batch_size) * mask  # [N, T]
-        kl = torch.zeros_like(old_logp)
+        kl = torch.zeros_like(old_logp)  # [N, T]
         if beta > 0 or self.reference is not None:
-            ref_logp = reference_logprobs(policy, self.reference, *args)
-            kl = kl_estimate(old_logp, ref_logp, cfg.kl_estimator) * mask  # [N, T]
-            metrics["kl_ref"] = float(masked_mean(kl_estimate(old_logp, ref_logp, "k3"), mask))
-        token_rewards = shaped_token_rewards(torch.where(exp.scored, exp.rewards, 0.0), kl, mask, beta)  # [N, T]
+            ref_logp = reference_logprobs(policy, self.reference, *args)  # [N, T]
+            kl = kl_estimate(old_logp, ref_logp, cfg.kl_estimator) * mask
+            if mask.sum() > 0:
+                metrics["kl_ref"] = float(masked_mean(kl_estimate(old_logp, ref_logp, "k3"), mask))
+        token_rewards = shaped_token_rewards(exp.rewards, kl, mask, beta)  # [N, T]
         advantages, returns = gae(token_rewards, old_values, mask, cfg.gamma, cfg.lam)  # [N, T] each
         if cfg.whiten_advantages:
             advantages = whiten(advantages, mask)
@@ -130,40 +183,46 @@ class PPO:
             weights = tis_weights(old_logp, exp.sampler_logprobs, mask, cfg.tis, cfg.tis_cap)  # [N, T]
             metrics.update(mismatch_stats(old_logp, exp.sampler_logprobs, mask, weights, cfg.tis_cap))
 
-        stats = Stats()
-        for _ in range(cfg.epochs):
-            for mb in minibatches(len(exp), cfg.minibatch_size, self.generator):
+        stats, first = Stats(), Stats()
+        for epoch in range(cfg.epochs):
+            for i, mb in enumerate(minibatches(len(exp), cfg.minibatch_size, self.generator)):
                 agg = dict(
                     mode=cfg.aggregation,
                     total_tokens=float(mask[mb].sum()),
-                    total_seqs=float(len(mb)),
+                    total_seqs=counted_rows(mask[mb]),
                     constant=cfg.aggregation_constant,
                 )
                 for micro in micro_batches(mb, cfg.micro_batch_size):
                     ids, att, m = exp.input_ids[micro], exp.attention_mask[micro], mask[micro]
                     logp, entropy = policy(
                         ids, att, exp.prompt_len, with_entropy=True, entropy_grad=cfg.entropy_coef > 0
-                    )
+                    )  # [n, T] each
                     pg_loss, st = ppo_clip_loss(
                         logp, old_logp[micro], advantages[micro], m, cfg.clip_eps, cfg.clip_eps_high,
                         weights=None if weights is None else weights[micro], **agg,
                     )  # fmt: skip
                     ent_loss, ent_stats = entropy_bonus(entropy, m, **agg)
-                    values = critic(ids, att, exp.prompt_len)
+                    values = critic(ids, att, exp.prompt_len)  # [n, T]
                     v_loss, v_stats = value_loss(
                         values, old_values[micro], returns[micro], m, cfg.value_clip_eps, **agg
                     )
                     (pg_loss + cfg.entropy_coef * ent_loss + cfg.value_coef * v_loss).backward()
                     st["entropy"] = masked_mean(entropy.detach(), m)
                     stats.add({**st, **v_stats}, weight=float(m.sum()))
+                    if epoch == 0 and i == 0:  # pi_old is this pass's policy: the ratio must be exactly 1
+                        first.add(
+                            {"ratio_first": st["ratio_mean"], "clip_fraction_first": st["clip_fraction"]},
+                            weight=float(m.sum()),
+                        )
                 stats.add({"grad_norm": optimizer_step(self.optimizer, policy.parameters(), cfg.max_grad_norm)})
                 stats.add(
                     {"critic_grad_norm": optimizer_step(self.critic_optimizer, critic.parameters(), cfg.max_grad_norm)}
                 )
 
         metrics.update(stats.means())
-        metrics["beta"] = beta
+        metrics.update(first.means())
         metrics["value_mean"] = float(masked_mean(old_values, mask))
         metrics["return_mean"] = float(masked_mean(returns, mask))
-        self.kl_ctl.update(metrics.get("kl_ref", 0.0))
+        if "kl_ref" in metrics:  # measured on at least one token
+            self.kl_ctl.update(metrics["kl_ref"])
         return metrics

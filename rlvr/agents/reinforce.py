@@ -1,13 +1,15 @@
-"""REINFORCE with a baseline (ref 004, "REINFORCE and baseline"; ref 002, baselines).
+"""REINFORCE with a baseline (Williams, 1992).
 
 ``loss = -A_i * sum_t log pi(a_t | s_t)``, aggregated per :mod:`rlvr.agents.losses`, with
-``A_i = r_i - b`` for the chosen baseline: the batch mean, a moving average, the
-leave-one-out mean of the prompt's group (RLOO), or none. One on-policy gradient
-step per batch.
+``A_i = r_i - b`` for the chosen baseline: the batch mean, a moving average (both
+as in the RLHF lecture slides, Ahn, 2026), the leave-one-out mean of the
+prompt's group (RLOO), or none. One on-policy gradient step per batch.
 
-KL to the reference goes into the reward by default, as in the RLHF objective
-of ref 004: ``r_i <- r_i - beta * sum_t KL_t`` (k1: the log-ratio of the sampled
-tokens), or into the loss with ``kl_placement="loss"``.
+KL to the reference goes into the reward by default, as in InstructGPT's RLHF
+objective (Ouyang et al., 2022): ``r_i <- r_i - beta * sum_t KL_t`` (k1: the
+log-ratio of the sampled tokens; this is the REINFORCE gradient of the
+sequence's KL(pi || pi_ref)), or into the loss with ``kl_placement="loss"``
+(k2 for KL(pi || pi_ref)'s gradient, k3 for KL(pi_ref || pi)'s).
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ import torch
 
 from rlvr.agents.advantages import MovingAverageBaseline, batch_mean_advantages, masked_mean, rloo_advantages
 from rlvr.agents.experience import Experience, Stats, micro_batches, optimizer_step, rollout_metrics
-from rlvr.agents.kl import KLEstimator, kl_controller, kl_estimate, kl_penalty_loss
-from rlvr.agents.losses import Aggregation, aggregate, reinforce_loss
+from rlvr.agents.kl import KLEstimator, check_kl_choice, kl_controller, kl_estimate, kl_penalty_loss
+from rlvr.agents.losses import Aggregation, aggregate, counted_rows, reinforce_loss
 from rlvr.policy import Policy, reference_logprobs
 
 __all__ = ["Reinforce", "ReinforceConfig"]
@@ -28,12 +30,17 @@ __all__ = ["Reinforce", "ReinforceConfig"]
 
 @dataclass(frozen=True)
 class ReinforceConfig:
-    """Attributes:
-    baseline: ``"batch_mean"``, ``"moving_average"``, ``"rloo"`` or ``"none"``.
-    baseline_momentum: for the moving average.
-    beta, kl_target, kl_estimator, kl_placement: KL to the reference (see :mod:`rlvr.agents.kl`).
-    unscored: ``"exclude"`` or ``"zero"`` for completions a verifier could not score.
-    micro_batch_size, aggregation, aggregation_constant, max_grad_norm: as in GRPO.
+    """REINFORCE's knobs.
+
+    Attributes:
+        baseline: ``"batch_mean"``, ``"moving_average"``, ``"rloo"`` or ``"none"``.
+        baseline_momentum: for the moving average.
+        beta, kl_target, kl_estimator, kl_placement: KL to the reference (see
+            :mod:`rlvr.agents.kl`); a ``kl_target`` needs ``beta > 0`` to start from,
+            and the pairs whose gradient follows no KL (k1 as a loss, k2 or k3 in the
+            reward) are refused.
+        unscored: ``"exclude"`` or ``"zero"`` for completions a verifier could not score.
+        micro_batch_size, aggregation, aggregation_constant, max_grad_norm: as in GRPO.
     """
 
     baseline: str = "batch_mean"
@@ -55,9 +62,23 @@ class ReinforceConfig:
             raise ValueError(f"kl_placement must be 'loss' or 'reward', got {self.kl_placement!r}")
         if self.unscored not in ("exclude", "zero"):
             raise ValueError(f"unscored must be 'exclude' or 'zero', got {self.unscored!r}")
+        if self.micro_batch_size < 1:
+            raise ValueError("micro_batch_size must be >= 1")
+        check_kl_choice(self.beta, self.kl_target, self.kl_estimator, self.kl_placement)
 
 
 class Reinforce:
+    """REINFORCE with a baseline: ``update(experience) -> metrics``, one gradient step per batch.
+
+    Args:
+        policy: the :class:`rlvr.policy.Policy` being trained.
+        optimizer: over the policy's parameters.
+        config: :class:`ReinforceConfig`.
+        reference: a frozen reference ``Policy``; ``None`` with a LoRA policy uses the
+            adapter-free model (:func:`rlvr.policy.reference_logprobs`). Needed only
+            when ``beta > 0``.
+    """
+
     def __init__(
         self,
         policy: Policy,
@@ -90,18 +111,43 @@ class Reinforce:
         return torch.where(exp.scored, rewards, torch.zeros_like(rewards))
 
     def update(self, exp: Experience) -> dict[str, float]:
+        """One on-policy gradient step on a batch.
+
+        Rollout metrics are taken on every row; then unscored rows (with
+        ``unscored="exclude"``) are removed before any forward pass. With
+        ``kl_placement="reward"``, ``beta * sum_t KL_t`` is subtracted from each
+        reward first; :meth:`advantages` then applies the baseline (a moving average
+        is updated here), and the loss is accumulated over micro-batches before one
+        optimiser step. An adaptive KL coefficient is updated at the end from the
+        measured ``kl_ref``, and not at all when no row was kept.
+
+        Args:
+            exp: the batch of completions and their rewards.
+
+        Returns:
+            Metrics for logging: rollout statistics, ``rows_kept``, the loss terms,
+            ``kl_ref``, ``entropy``, ``grad_norm``, ``advantage_abs_mean`` and the
+            ``beta`` this update used.
+        """
         cfg, policy = self.config, self.policy
         if cfg.unscored == "zero":
             exp = exp.with_unscored_as_zero()
-        metrics = rollout_metrics(exp)
+        metrics = rollout_metrics(exp)  # on every row, kept or not
         beta = self.kl_ctl.beta
+        metrics["beta"] = beta
+        metrics["rows_kept"] = float(exp.scored.sum())
+        if not exp.scored.all():  # the rows left out pay no forward or backward pass
+            exp = exp.rows(exp.scored)
+        if len(exp) == 0:
+            return metrics  # nothing to learn from, no KL measured: the controller keeps beta
+
         args = (exp.input_ids, exp.attention_mask, exp.prompt_len)
-        mask = exp.completion_mask.float() * exp.scored[:, None].float()  # [N, T]
+        mask = exp.completion_mask.float()  # [N, T]; every row kept is scored
         ref_logp = (
             reference_logprobs(policy, self.reference, *args) if beta > 0 or self.reference is not None else None
         )  # [N, T]
 
-        rewards = exp.rewards
+        rewards = exp.rewards  # [N]
         if beta > 0 and cfg.kl_placement == "reward":
             kl = kl_estimate(policy.logprobs(*args), ref_logp, cfg.kl_estimator) * mask  # [N, T], pi_old = pi here
             rewards = rewards - beta * kl.sum(dim=1)
@@ -111,11 +157,13 @@ class Reinforce:
         agg = dict(
             mode=cfg.aggregation,
             total_tokens=float(mask.sum()),
-            total_seqs=float(len(exp)),
+            total_seqs=counted_rows(mask),
             constant=cfg.aggregation_constant,
         )
         for micro in micro_batches(torch.arange(len(exp)), cfg.micro_batch_size):
-            logp, entropy = policy(exp.input_ids[micro], exp.attention_mask[micro], exp.prompt_len, with_entropy=True)
+            logp, entropy = policy(
+                exp.input_ids[micro], exp.attention_mask[micro], exp.prompt_len, with_entropy=True
+            )  # [n, T] each
             m = mask[micro]
             loss, st = reinforce_loss(logp, advantages[micro], m, **agg)
             if beta > 0 and cfg.kl_placement == "loss":
@@ -130,6 +178,6 @@ class Reinforce:
         metrics.update(stats.means())
         metrics["grad_norm"] = optimizer_step(self.optimizer, policy.parameters(), cfg.max_grad_norm)
         metrics["advantage_abs_mean"] = float(advantages.abs().mean())
-        metrics["beta"] = beta
-        self.kl_ctl.update(metrics.get("kl_ref", 0.0))
+        if "kl_ref" in metrics:  # measured on at least one token
+            self.kl_ctl.update(metrics["kl_ref"])
         return metrics

@@ -80,3 +80,20 @@ def test_entropy_bonus_sign():
     h = T([[1.0, 3.0]])
     loss, stats = entropy_bonus(h, T([[1.0, 1.0]]))
     assert loss.item() == -2.0 and stats["entropy"].item() == 2.0
+
+
+def test_dropped_rows_count_in_no_denominator():
+    """One rule for every aggregation: a row with no token in the mask (dropped, unscored) counts nowhere."""
+    x = T([[1.0, 2.0, 3.0], [4.0, 0.0, 0.0], [9.0, 9.0, 9.0]])
+    m = T([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])  # the third row was dropped
+    assert aggregate(x, m, "token_mean").item() == pytest.approx(10 / 4)
+    assert aggregate(x, m, "sequence_mean").item() == pytest.approx((2.0 + 4.0) / 2)
+    assert aggregate(x, m, "constant", constant=5).item() == pytest.approx(10 / (2 * 5))
+    # the same as without the row
+    for mode in ["token_mean", "sequence_mean", "constant"]:
+        assert aggregate(x, m, mode, constant=5).item() == pytest.approx(
+            aggregate(x[:2], m[:2], mode, constant=5).item()
+        )
+    # nothing left: 0, not a division by zero
+    assert aggregate(x, torch.zeros_like(m), "sequence_mean").item() == 0.0
+    assert aggregate(x, torch.zeros_like(m), "constant", constant=5).item() == 0.0
