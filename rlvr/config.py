@@ -46,6 +46,11 @@ class ModelConfig:
             where the hardware has it natively (CUDA, or a CPU with AMX / AVX512-BF16:
             2.2x faster forward+backward on this machine's Xeon), else none.
         chat_template: render prompts with the tokenizer's chat template.
+        system_prompt: the system message of every prompt that brings none (the chat
+            template is wrapped, and checkpoints save the wrapped template, so
+            ``rlvr eval`` on a checkpoint renders prompts as training did); None keeps
+            the template's own default. SmolLM2's default is about 20 tokens of every
+            sequence; "" replaces it with an empty system turn.
         lora_rank: 0 trains every weight; > 0 trains LoRA adapters and uses the
             adapter-free model as the reference.
         lora_alpha: the LoRA adapters' alpha (scaling).
@@ -59,6 +64,7 @@ class ModelConfig:
     dtype: Literal["float32", "bfloat16"] = "float32"
     autocast: Literal["auto", "bf16", "none"] = "auto"
     chat_template: bool = True
+    system_prompt: str | None = None
     lora_rank: int = 0
     lora_alpha: int = 32
     threads: int | None = None

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "default_system_prompt",
     "encode_completions",
     "encode_prompts",
     "encode_texts",
@@ -48,6 +49,32 @@ def render_prompt(tokenizer: Any, prompt: str | Sequence[dict[str, str]], chat_t
     if not isinstance(prompt, str):
         raise ValueError("chat prompts need a tokenizer with a chat template")
     return prompt
+
+
+def default_system_prompt(tokenizer: Any, text: str) -> None:
+    """Make ``text`` the system message of every conversation that does not bring its own.
+
+    The tokenizer's chat template is wrapped, not rewritten, so this works for any
+    template that reads ``messages``; the change travels with the tokenizer when it
+    is saved (a checkpoint renders prompts as its training run did). SmolLM2's
+    template, for one, inserts a 20-token default system prompt into every
+    sequence; ``text=""`` replaces it with an empty system turn.
+
+    Raises:
+        ValueError: the tokenizer has no chat template.
+    """
+    template = getattr(tokenizer, "chat_template", None)
+    if not template:
+        raise ValueError("the tokenizer has no chat template to give a system prompt to")
+    if not isinstance(template, str):
+        raise ValueError("the tokenizer has several named chat templates; set the system prompt in the prompts")
+    literal = text.replace("\\", "\\\\").replace("'", "\\'")
+    prefix = (
+        "{%- if messages and messages[0]['role'] != 'system' -%}"
+        f"{{%- set messages = [{{'role': 'system', 'content': '{literal}'}}] + messages -%}}"
+        "{%- endif -%}"
+    )
+    tokenizer.chat_template = prefix + template
 
 
 def position_ids(attention_mask: Tensor) -> Tensor:

@@ -35,6 +35,7 @@ from rlvr.precision import describe as describe_precision
 from rlvr.precision import pick_autocast
 from rlvr.rollout import SamplingParams, TransformersEngine, derive_seed
 from rlvr.runlog import RunLog
+from rlvr.tokens import default_system_prompt
 
 __all__ = ["build_envs", "train"]
 
@@ -143,6 +144,8 @@ def train(cfg: RunConfig) -> Path:
         torch.set_num_threads(cfg.model.threads)
 
     model, tokenizer = load_model_and_tokenizer(cfg.model.name, dtype=cfg.model.dtype, device=cfg.model.device)
+    if cfg.model.system_prompt is not None and cfg.model.chat_template:
+        default_system_prompt(tokenizer, cfg.model.system_prompt)
     mixed = pick_autocast(cfg.model.autocast, next(model.parameters()).device)
     algo = getattr(cfg.algorithm, cfg.algorithm.name)
     reference = None

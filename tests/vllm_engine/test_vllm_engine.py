@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("vllm", reason="vLLM is not installed here; .ci/run's vLLM job runs these tests")
 
 import torch  # noqa: E402
-from toymodels import char_tokenizer, wide_tokenizer
+from toymodels import wide_tokenizer
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from rlvr.agents.mismatch import mismatch_stats
@@ -43,8 +43,12 @@ def tiny_llama_for_vllm(vocab: int, seed: int = 0) -> LlamaForCausalLM:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tinyv")
-    tok = char_tokenizer()
+    tok = wide_tokenizer()  # a vocabulary well above transformers' default top-k of 50
     model = tiny_llama_for_vllm(len(tok))
+    # A generation_config.json that would truncate and penalise the sampled
+    # distribution, if anything of it reached the sampler.
+    gen = model.generation_config
+    gen.top_k, gen.top_p, gen.repetition_penalty, gen.min_p, gen.do_sample = 5, 0.5, 1.5, 0.2, True
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
     engine = VLLMEngine(str(folder), tok, chat_template=False, dtype="float32", max_model_len=128, kv_cache_gib=0.25)
@@ -63,7 +67,10 @@ def test_sampling_layout_seeds_and_finish_reasons(setup):
     assert r.completion_ids.shape[0] == 12 and r.group.tolist() == [0] * 4 + [1] * 4 + [2] * 4
     assert r.prompt_ids.shape[1] == 3 and r.prompt_mask[4].tolist() == [0, 1, 1]  # left-padded "de"
     lengths = r.completion_mask.sum(1)
-    assert all((reason == "length") == (int(n) == 6) for reason, n in zip(r.finish_reasons, lengths, strict=True))
+    for reason, n, row in zip(r.finish_reasons, lengths.tolist(), r.completion_ids.tolist(), strict=True):
+        # A completion cut at the limit is "length"; one that ends sooner, or whose EOS is the
+        # sixth token, is "stop".
+        assert reason == ("stop" if n < 6 or row[5] == tok.eos_token_id else "length")
     assert engine.generate(["abc", "de", "f"], params).texts == r.texts, "same seed, same samples"
     assert len(set(r.texts[:4])) > 1, "the samples of one prompt differ"
     assert (r.sampler_logprobs[r.completion_mask.bool()] < 0).all()
@@ -73,6 +80,17 @@ def test_stop_strings_cut_the_text(setup):
     _, _, _, engine = setup
     r = engine.generate(["abc"], SamplingParams(n=16, max_new_tokens=12, seed=0, stop=("a",)))
     assert all("a" not in text for text in r.texts)
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0])
+def test_vllm_samples_the_policy_whatever_the_models_generation_config(setup, temperature):
+    """The sampler's log-probs are the policy's at each temperature, over a wide vocabulary."""
+    _, _, model, engine = setup
+    r = engine.generate(["abc", "hij"], SamplingParams(n=8, max_new_tokens=12, temperature=temperature, seed=3))
+    assert len(set(r.completion_ids.flatten().tolist())) > 50
+    logp = Policy(model, temperature=temperature).logprobs(r.input_ids, r.attention_mask, r.prompt_len)
+    diff = (logp - r.sampler_logprobs).abs()[r.completion_mask.bool()]
+    assert float(diff.max()) < 1e-3, f"vLLM's sampler and the policy disagree by up to {float(diff.max()):.3g} nats"
 
 
 def test_float32_logprobs_match_the_trainer_and_the_sync_is_real(setup):
@@ -136,26 +154,3 @@ def test_rlvr_train_with_vllm_rollouts(setup, tmp_path):
     steps = [r for r in rows if "reward_mean" in r]
     assert len(steps) == 3 and all(r["mismatch/logp_abs_diff"] < 1e-3 for r in steps)
     assert all(r["time/sync"] > 0 for r in steps) and "eval/accuracy" in rows[-1]
-
-
-@pytest.mark.parametrize("temperature", [0.5, 1.0])
-def test_vllm_samples_the_policy_whatever_the_models_generation_config(tmp_path, temperature):
-    """The sampler's log-probs are the policy's, whatever the model's generation config says.
-
-    A wide vocabulary, and a generation_config.json that sets top-k, top-p and
-    penalties: none of it may reach the sampler.
-    """
-    tok = wide_tokenizer()
-    model = tiny_llama_for_vllm(len(tok), seed=5)
-    with torch.no_grad():
-        model.lm_head.weight.mul_(8.0)
-    gen = model.generation_config
-    gen.top_k, gen.top_p, gen.repetition_penalty, gen.min_p, gen.do_sample = 5, 0.5, 1.5, 0.2, True
-    model.save_pretrained(tmp_path)
-    tok.save_pretrained(tmp_path)
-    engine = VLLMEngine(str(tmp_path), tok, chat_template=False, dtype="float32", max_model_len=128, kv_cache_gib=0.25)
-    r = engine.generate(["abc", "hij"], SamplingParams(n=8, max_new_tokens=12, temperature=temperature, seed=3))
-    assert len(set(r.completion_ids.flatten().tolist())) > 50
-    logp = Policy(model, temperature=temperature).logprobs(r.input_ids, r.attention_mask, r.prompt_len)
-    diff = (logp - r.sampler_logprobs).abs()[r.completion_mask.bool()]
-    assert float(diff.max()) < 1e-3, f"vLLM's sampler and the policy disagree by up to {float(diff.max()):.3g} nats"
