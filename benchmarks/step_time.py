@@ -10,10 +10,12 @@ the same reward. rlvr's step is split into rollout, scoring and update.
 
 Each framework runs one warm-up step first (not counted). TRL runs on its own
 defaults apart from what the workload fixes (notably gradient checkpointing on
-and bf16 as it chooses); rlvr runs on its defaults (bf16 autocast where the CPU
-has it). With ``--engine vllm`` rlvr samples with a colocated vLLM engine and
-syncs its weights after every update (the sync is timed inside the step); TRL keeps
-its default ``transformers`` generation. Machines are shared and noisy: compare the
+and bf16 as it chooses; ``--trl-bf16 false`` turns bf16 off, which a CPU without
+native bf16 needs); rlvr runs on ``rlvr train``'s defaults (bf16 autocast where
+the CPU has it; groups without signal skip the update, unless ``--no-skip``).
+With ``--engine vllm`` rlvr samples with a colocated vLLM engine and syncs its
+weights after every update (the sync is timed inside the step); TRL keeps its
+default ``transformers`` generation. Machines are shared and noisy: compare the
 medians of the same run only.
 """
 
@@ -21,29 +23,41 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import statistics
 import time
 
 import torch
 
 import rlvr
-from rlvr.agents import GRPO, Experience, GRPOConfig
+from rlvr.agents import GRPO, Experience
+from rlvr.config import RunConfig
 from rlvr.models import DEFAULT_MODEL, load_model_and_tokenizer, resolve_model_path
 from rlvr.policy import Policy
 from rlvr.precision import pick_autocast
 from rlvr.rollout import SamplingParams, TransformersEngine
 
-PROMPTS, GROUP, NEW_TOKENS, BETA, LR = 4, 8, 64, 0.04, 1e-6
+PROMPTS, GROUP, NEW_TOKENS, BETA, LR = 4, 8, 64, 0.04, 1e-6  # the workload, the same for both
 
 
-def rlvr_steps(model_name: str, steps: int, engine_name: str = "transformers") -> dict[str, list[float]]:
+def rlvr_steps(
+    model_name: str, steps: int, engine_name: str = "transformers", skip_groups: bool = True
+) -> dict[str, list[float]]:
+    """Rlvr's step times with ``rlvr train``'s defaults (GRPO, its sampling temperature).
+
+    With ``skip_groups=False`` groups without signal still pay their update, as
+    every row does in TRL; with the default they are skipped, as ``rlvr train`` does.
+    """
     torch.manual_seed(0)
+    defaults = RunConfig()
+    temperature = defaults.rollout.temperature
     model, tokenizer = load_model_and_tokenizer(model_name)
     mixed = pick_autocast("auto")
-    policy = Policy(model, autocast=mixed)
-    reference = Policy(copy.deepcopy(model).eval().requires_grad_(False), autocast=mixed)
+    policy = Policy(model, temperature=temperature, autocast=mixed)
+    reference = Policy(copy.deepcopy(model).eval().requires_grad_(False), temperature=temperature, autocast=mixed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=LR, fused=True)  # fused, as rlvr train builds it
-    agent = GRPO(policy, optimizer, GRPOConfig(beta=BETA), reference)
+    config = dataclasses.replace(defaults.algorithm.grpo, beta=BETA, drop_zero_std_groups=skip_groups)
+    agent = GRPO(policy, optimizer, config, reference)
     if engine_name == "vllm":
         from rlvr.vllm_engine import VLLMEngine
 
@@ -58,7 +72,8 @@ def rlvr_steps(model_name: str, steps: int, engine_name: str = "transformers") -
         t0 = time.perf_counter()
         problems = env.reset(PROMPTS)
         rollouts = engine.generate(
-            [p.prompt for p in problems], SamplingParams(n=GROUP, max_new_tokens=NEW_TOKENS, seed=step)
+            [p.prompt for p in problems],
+            SamplingParams(n=GROUP, max_new_tokens=NEW_TOKENS, temperature=temperature, seed=step),
         )
         t1 = time.perf_counter()
         result = env.step(problems, rollouts.groups(), on_error="record")
@@ -76,7 +91,8 @@ def rlvr_steps(model_name: str, steps: int, engine_name: str = "transformers") -
     return times
 
 
-def trl_steps(model_name: str, steps: int) -> list[float]:
+def trl_steps(model_name: str, steps: int, bf16: bool | None = None) -> list[float]:
+    """TRL's GRPOTrainer step times; ``bf16=None`` keeps TRL's own choice (bf16 where it can)."""
     from datasets import Dataset
     from transformers import TrainerCallback
     from trl import GRPOConfig as TRLConfig
@@ -121,6 +137,7 @@ def trl_steps(model_name: str, steps: int) -> list[float]:
         logging_steps=1,
         save_strategy="no",
         seed=0,
+        **({} if bf16 is None else {"bf16": bf16}),
     )
     timer = Timer()
     trainer = GRPOTrainer(
@@ -136,6 +153,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="measured steps per framework (after one warm-up)")
     parser.add_argument("--skip-trl", action="store_true")
     parser.add_argument(
+        "--trl-bf16", choices=["default", "false"], default="default",
+        help="TRL with its own precision choice (bf16 and gradient checkpointing, emulated on CPUs without "
+        "native bf16), or with bf16=False",
+    )  # fmt: skip
+    parser.add_argument("--no-skip", action="store_true", help="rlvr pays the update of groups without signal too")
+    parser.add_argument(
         "--engine", nargs="+", choices=["transformers", "vllm"], default=["transformers"],
         help="rlvr's rollout engine(s), each timed in turn",
     )  # fmt: skip
@@ -145,13 +168,14 @@ def main() -> None:
     )
     medians = {}
     for engine in args.engine:
-        med = {k: statistics.median(v) for k, v in rlvr_steps(args.model, args.steps, engine).items()}
+        times = rlvr_steps(args.model, args.steps, engine, skip_groups=not args.no_skip)
+        med = {k: statistics.median(v) for k, v in times.items()}
         medians[engine] = med["step"]
         print(
             f"rlvr ({engine} rollouts) median s/step: {med['step']:.1f} (rollout {med['rollout']:.1f}, scoring {med['scoring']:.2f}, update+sync {med['update']:.1f})"
         )
     if not args.skip_trl:
-        theirs = statistics.median(trl_steps(args.model, args.steps))
+        theirs = statistics.median(trl_steps(args.model, args.steps, None if args.trl_bf16 == "default" else False))
         print(f"TRL GRPOTrainer median s/step: {theirs:.1f}")
         for engine, ours in medians.items():
             print(f"ratio rlvr ({engine} rollouts) / TRL: {ours / theirs:.2f}")

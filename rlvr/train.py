@@ -16,6 +16,7 @@ import math
 import random
 import signal
 import time
+import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -247,7 +248,12 @@ def train(cfg: RunConfig) -> Path:
                 log.errors(step, [{"problem_id": problems[b].id, "sample": g, "error": e} for b, g, e in result.errors])
             t2 = time.monotonic()
             metrics = agent.update(Experience.from_rollouts(rollouts, result.rewards, result.scored))
-            scheduler.step()
+            lr = scheduler.get_last_lr()[0]  # the rate this update used
+            with warnings.catch_warnings():
+                # A step whose groups all lacked signal takes no optimiser step; the
+                # schedule still counts it (torch warns when that happens first).
+                warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step()`", UserWarning)
+                scheduler.step()
             t3 = time.monotonic()
             engine.sync_weights(model)
             t4 = time.monotonic()
@@ -258,7 +264,7 @@ def train(cfg: RunConfig) -> Path:
                     "time/update": t3 - t2,
                     "time/sync": t4 - t3,
                     "time/step": t4 - t0,
-                    "lr": scheduler.get_last_lr()[0],
+                    "lr": lr,
                     "elapsed": elapsed(),
                 }
             )
