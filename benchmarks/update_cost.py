@@ -76,7 +76,10 @@ def main() -> None:
     names = ["default", "LoRA r=32", "no reference", "half the rows", "no system prompt"]
     agents = {n: variant(n, base) for n in names}
     data = {"default": full, "LoRA r=32": full, "no reference": full, "half the rows": half, "no system prompt": short}
-    print(f"tokens per row: {full.input_ids.shape[1]} (default), {short.input_ids.shape[1]} (no system prompt)")
+    print(
+        f"tokens per row: {full.input_ids.shape[1]} (default), {short.input_ids.shape[1]} (no system prompt)",
+        flush=True,
+    )
     times: dict[str, list[float]] = {n: [] for n in names}
     for r in range(args.rounds + 1):
         for name in names:
@@ -84,10 +87,11 @@ def main() -> None:
             agents[name].update(data[name])
             if r > 0:  # the first round warms up kernels
                 times[name].append(time.perf_counter() - start)
+                print(f"round {r} {name}: {times[name][-1]:.1f} s", flush=True)
     base_median = statistics.median(times["default"])
     for name in names:
         median = statistics.median(times[name])
-        print(f"{name:18} median {median:6.1f} s   x{median / base_median:.2f}")
+        print(f"{name:18} median {median:6.1f} s   x{median / base_median:.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -300,6 +300,14 @@ class RunConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
 
     def __post_init__(self) -> None:
+        algo = getattr(self.algorithm, self.algorithm.name)
+        if algo.overlong_buffer > 0:
+            _require(
+                algo.token_budget == self.rollout.max_new_tokens,
+                f"algorithm.{self.algorithm.name}.token_budget",
+                f"rollout.max_new_tokens ({self.rollout.max_new_tokens}) when overlong_buffer > 0",
+                algo.token_budget,
+            )
         if self.algorithm.name == "grpo":
             _require(
                 self.rollout.group_size >= 2,

@@ -247,7 +247,7 @@ def train(cfg: RunConfig) -> Path:
             if result.errors:
                 log.errors(step, [{"problem_id": problems[b].id, "sample": g, "error": e} for b, g, e in result.errors])
             t2 = time.monotonic()
-            metrics = agent.update(Experience.from_rollouts(rollouts, result.rewards, result.scored))
+            metrics = agent.update(Experience.from_rollouts(rollouts, result.rewards, result.scored, result.infos))
             lr = scheduler.get_last_lr()[0]  # the rate this update used
             with warnings.catch_warnings():
                 # A step whose groups all lacked signal takes no optimiser step; the

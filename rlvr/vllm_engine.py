@@ -19,8 +19,12 @@ How it works and what it costs:
 * **Weight sync** (:meth:`VLLMEngine.sync_weights`) streams the trainer's
   weights into vLLM's own in-place reload (``reload_weights``: vLLM renames,
   fuses and repacks them as when loading a checkpoint). LoRA adapters are merged
-  into the streamed weights (adapters stay unmerged in the trainer); serving them
-  as separate vLLM LoRA adapters is not supported.
+  into the streamed weights (adapters stay unmerged in the trainer), or, with
+  ``lora_sync="adapter"``, only the adapters are sent: saved with peft's
+  ``save_pretrained`` to a fresh temporary folder, loaded by vLLM as a LoRA
+  adapter under a new id per sync, and served with every request. That sync is
+  about 8x cheaper, but on the CPU backend serving the adapter cut generation
+  throughput about 4x (docs/vllm.md), so merging is the default.
 * **Log-probabilities** are vLLM's ``processed_logprobs`` (after temperature),
   i.e. the sampling distribution ``mu`` the trainer compares with its ``pi_old``
   (:mod:`rlvr.agents.mismatch`). They differ from the trainer's by kernel and precision
@@ -33,9 +37,11 @@ How it works and what it costs:
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -43,11 +49,18 @@ from torch import Tensor, nn
 from rlvr.rollout import Rollouts, SamplingParams, derive_seed
 from rlvr.tokens import render_prompt
 
-__all__ = ["VLLMEngine", "WeightSyncError", "trainer_weights"]
+__all__ = ["VLLM_LORA_RANKS", "VLLMEngine", "WeightSyncError", "trainer_weights"]
+
+#: The ``max_lora_rank`` values vLLM accepts.
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
 
 class WeightSyncError(RuntimeError):
     """vLLM did not take the trainer's weights (timeout, unknown name, shape mismatch)."""
+
+
+def _is_peft(model: nn.Module) -> bool:
+    return hasattr(model, "merge_adapter") and hasattr(model, "peft_config")
 
 
 def trainer_weights(model: nn.Module) -> Iterator[tuple[str, Tensor]]:
@@ -56,8 +69,7 @@ def trainer_weights(model: nn.Module) -> Iterator[tuple[str, Tensor]]:
     For a peft model the adapters are merged for the duration of the iteration and
     unmerged afterwards (hidden cost: one merge and unmerge of every adapted layer).
     """
-    is_peft = hasattr(model, "merge_adapter") and hasattr(model, "peft_config")
-    if not is_peft:
+    if not _is_peft(model):
         for name, tensor in model.state_dict().items():
             yield name, tensor.detach()
         return
@@ -91,7 +103,24 @@ class VLLMEngine:
         max_model_len: prompt + completion tokens per sequence.
         seed: vLLM's engine seed (requests carry their own when ``SamplingParams.seed`` is set).
         sync_timeout_s: a weight sync slower than this raises :class:`WeightSyncError`.
+        lora_sync: how :meth:`sync_weights` sends a LoRA policy. ``"merged"``
+            (default): the adapters are merged into full weights and every weight
+            is reloaded. ``"adapter"``: vLLM is built with ``enable_lora=True`` and
+            serves the base weights of ``model_path`` plus the adapters, and a sync
+            sends only the adapters. The trainer's base weights must then be those
+            of ``model_path`` (frozen), the policy a peft LoRA model with a single
+            adapter of rank at most ``max_lora_rank``, without ``modules_to_save``,
+            DoRA or other variants, on modules vLLM can serve LoRA on (for Llama-like
+            models the attention and MLP projections; peft's ``"all-linear"`` fits).
+            Before the first sync, vLLM samples from the base model. Serving the
+            adapter slows every generation step (about 4x on the CPU backend).
+        max_lora_rank: the largest adapter rank vLLM reserves room for (one of
+            :data:`VLLM_LORA_RANKS`); adapter mode only.
         llm_kwargs: anything else for ``vllm.LLM``.
+
+    Raises:
+        ValueError: an unknown ``lora_sync`` or ``max_lora_rank``, or vLLM cannot
+            serve LoRA for this model (``lora_sync="adapter"``).
     """
 
     def __init__(
@@ -106,8 +135,14 @@ class VLLMEngine:
         max_model_len: int = 2048,
         seed: int = 0,
         sync_timeout_s: float = 120.0,
+        lora_sync: Literal["merged", "adapter"] = "merged",
+        max_lora_rank: int = 16,
         llm_kwargs: dict[str, Any] | None = None,
     ) -> None:
+        if lora_sync not in ("merged", "adapter"):
+            raise ValueError(f"lora_sync must be 'merged' or 'adapter', not {lora_sync!r}")
+        if lora_sync == "adapter" and max_lora_rank not in VLLM_LORA_RANKS:
+            raise ValueError(f"max_lora_rank must be one of {VLLM_LORA_RANKS} (vLLM's choices), not {max_lora_rank}")
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         # vLLM drops torch to one CPU thread for serving unless OMP_NUM_THREADS is set;
         # the trainer shares this process, and its update would run on one core.
@@ -130,18 +165,33 @@ class VLLMEngine:
         memory: dict[str, Any] = {"gpu_memory_utilization": gpu_memory_utilization} if on_gpu else {}
         if kv_cache_gib is not None or not on_gpu:
             memory["kv_cache_memory_bytes"] = int((kv_cache_gib or 1.0) * 2**30)
-        self.llm = vllm.LLM(
-            model=model_path,
-            tokenizer=model_path,
-            dtype=dtype,
-            max_model_len=max_model_len,
-            seed=seed,
-            logprobs_mode="processed_logprobs",
-            generation_config="vllm",  # vLLM's neutral defaults, not the model's generation_config.json
-            enable_prefix_caching=False,  # cached prefixes would outlive a weight sync
-            **memory,
-            **(llm_kwargs or {}),
-        )
+        lora: dict[str, Any] = {}
+        if lora_sync == "adapter":
+            lora = {"enable_lora": True, "max_lora_rank": max_lora_rank, "max_loras": 1, "max_cpu_loras": 1}
+        self.lora_sync, self.max_lora_rank = lora_sync, max_lora_rank
+        self._lora_request: Any = None  # the adapter served with every request (adapter mode, after a sync)
+        self._lora_version = 0
+        try:
+            self.llm = vllm.LLM(
+                model=model_path,
+                tokenizer=model_path,
+                dtype=dtype,
+                max_model_len=max_model_len,
+                seed=seed,
+                logprobs_mode="processed_logprobs",
+                generation_config="vllm",  # vLLM's neutral defaults, not the model's generation_config.json
+                enable_prefix_caching=False,  # cached prefixes would outlive a weight sync
+                **memory,
+                **lora,
+                **(llm_kwargs or {}),
+            )
+        except Exception as exc:
+            if not lora:
+                raise
+            raise ValueError(
+                f"vLLM failed to start with LoRA serving for {model_path} (lora_sync='adapter'; "
+                f"lora_sync='merged' needs no LoRA support): {type(exc).__name__}: {exc}"
+            ) from exc
         self.last_sync_s = 0.0
 
     def _sampling(self, params: SamplingParams, seed: int | None) -> Any:
@@ -193,7 +243,7 @@ class VLLMEngine:
             for g in range(n):
                 requests.append(TokensPrompt(prompt_token_ids=ids))
                 sampling.append(self._sampling(params, None if params.seed is None else derive_seed(params.seed, b, g)))
-        outputs = self.llm.generate(requests, sampling, use_tqdm=False)
+        outputs = self.llm.generate(requests, sampling, use_tqdm=False, lora_request=self._lora_request)
 
         rows = [out.outputs[0] for out in outputs]
         P, T = max(len(ids) for ids in prompt_ids), max(1, max(len(r.token_ids) for r in rows))
@@ -224,22 +274,32 @@ class VLLMEngine:
         )
 
     def sync_weights(self, model: nn.Module) -> None:
-        """Load ``model``'s current weights into vLLM, in place.
+        """Load ``model``'s current weights into vLLM.
 
+        With ``lora_sync="merged"``, every weight (LoRA merged in) is reloaded in
+        place. With ``lora_sync="adapter"``, only the adapters are sent (see
+        :meth:`_sync_adapter`); the base weights in vLLM stay those of ``model_path``.
         The time the sync took is kept in ``last_sync_s``.
 
         Raises:
+            ValueError: adapter mode and ``model`` is not a LoRA model vLLM can serve
+                (not a peft model, several adapters, a rank above ``max_lora_rank``,
+                ``modules_to_save``, DoRA).
             WeightSyncError: vLLM rejects the weights, or the sync takes longer than
                 ``sync_timeout_s`` (checked when it returns: an in-process call
                 cannot be interrupted safely).
         """
         start = time.monotonic()
-        try:
-            self.llm.collective_rpc(
-                "reload_weights", kwargs={"weights_iterator": trainer_weights(model), "is_checkpoint_format": True}
-            )
-        except Exception as exc:
-            raise WeightSyncError(f"vLLM weight sync failed: {type(exc).__name__}: {exc}") from exc
+        if self.lora_sync == "adapter":
+            self._sync_adapter(model)
+        else:
+            try:
+                self.llm.collective_rpc(
+                    "reload_weights",
+                    kwargs={"weights_iterator": trainer_weights(model), "is_checkpoint_format": True},
+                )
+            except Exception as exc:
+                raise WeightSyncError(f"vLLM weight sync failed: {type(exc).__name__}: {exc}") from exc
         self.last_sync_s = time.monotonic() - start
         if self.last_sync_s > self.sync_timeout_s:
             raise WeightSyncError(
@@ -249,3 +309,55 @@ class VLLMEngine:
         reset = getattr(self.llm, "reset_prefix_cache", None)
         if reset is not None:
             reset()
+
+    def _check_adapter_model(self, model: nn.Module) -> None:
+        if not _is_peft(model):
+            raise ValueError(
+                "lora_sync='adapter' needs a peft LoRA model (rlvr.policy.add_lora); "
+                f"got {type(model).__name__}: use lora_sync='merged'"
+            )
+        configs = model.peft_config
+        if len(configs) != 1:
+            raise ValueError(f"lora_sync='adapter' serves one adapter; the model has {sorted(configs)}")
+        config = next(iter(configs.values()))
+        if getattr(config, "peft_type", None) is None or str(getattr(config.peft_type, "value", "")) != "LORA":
+            raise ValueError(f"lora_sync='adapter' needs a LoRA adapter, not {config.peft_type}")
+        problems = []
+        if config.r > self.max_lora_rank:
+            problems.append(f"rank {config.r} > max_lora_rank={self.max_lora_rank}")
+        if config.modules_to_save:
+            problems.append(f"modules_to_save={config.modules_to_save}")
+        if getattr(config, "use_dora", False):
+            problems.append("DoRA")
+        if config.rank_pattern or config.alpha_pattern:
+            problems.append("per-module ranks or alphas")
+        if problems:
+            raise ValueError(f"vLLM cannot serve this adapter (lora_sync='adapter'): {', '.join(problems)}")
+
+    def _sync_adapter(self, model: nn.Module) -> None:
+        """Send ``model``'s LoRA adapters to vLLM as a new adapter version.
+
+        The adapters are written with peft's ``save_pretrained`` to a fresh temporary
+        folder, loaded by vLLM right away under a new integer id (a reused id would
+        serve vLLM's cached older adapter), and the folder is deleted; the previous
+        version is removed from vLLM. Every later request carries the new adapter.
+        """
+        self._check_adapter_model(model)
+        from vllm.lora.request import LoRARequest
+
+        self._lora_version += 1
+        version = self._lora_version
+        folder = tempfile.mkdtemp(prefix=f"rlvr-lora-{version}-")
+        try:
+            try:
+                model.save_pretrained(folder, save_embedding_layers=False)
+                request = LoRARequest(lora_name=f"policy-v{version}", lora_int_id=version, lora_path=folder)
+                if not self.llm.llm_engine.add_lora(request):
+                    raise RuntimeError("add_lora returned False")
+            except Exception as exc:
+                raise WeightSyncError(f"vLLM adapter sync failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        previous, self._lora_request = self._lora_request, request
+        if previous is not None:
+            self.llm.llm_engine.remove_lora(previous.lora_int_id)

@@ -7,19 +7,31 @@ they take no part in baselines and get advantage 0, so they carry no gradient.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import Tensor
 
+from rlvr.agents.kl import shaped_token_rewards
+
 __all__ = [
     "MovingAverageBaseline",
+    "WhitenLevel",
     "batch_mean_advantages",
+    "batch_normalized_advantages",
     "gae",
+    "gdpo_advantages",
     "group_normalized_advantages",
     "masked_mean",
     "masked_var",
+    "overlong_penalty",
+    "reinforce_plus_plus_advantages",
+    "returns_to_go",
     "rloo_advantages",
     "whiten",
 ]
+
+WhitenLevel = Literal["token", "sequence"]
 
 
 def masked_mean(x: Tensor, mask: Tensor, dim: int | None = None) -> Tensor:
@@ -165,6 +177,145 @@ def whiten(x: Tensor, mask: Tensor, shift_mean: bool = True, eps: float = 1e-8) 
     if not shift_mean:
         out = out + mean
     return out * mask.to(x.dtype)
+
+
+def returns_to_go(token_rewards: Tensor, mask: Tensor) -> Tensor:
+    """Undiscounted reward-to-go ``G_t = sum_{s >= t} r_s`` within each row (gamma = 1).
+
+    token_rewards, mask: ``[N, T]`` (mask a prefix of each row). Returns ``[N, T]``,
+    0 where ``mask`` is 0.
+    """
+    m = mask.to(token_rewards.dtype)
+    r = token_rewards * m
+    return r.flip(1).cumsum(1).flip(1) * m
+
+
+def batch_normalized_advantages(
+    advantages: Tensor, mask: Tensor, level: WhitenLevel = "token", eps: float = 1e-8
+) -> Tensor:
+    """REINFORCE++'s global normalisation: ``(A - mean) / std`` over the whole batch (Hu, 2025).
+
+    ``level="token"``: every completion token of the batch counts once (the
+    paper's, OpenRLHF's and verl's choice); a long completion weighs more in the
+    statistics. ``level="sequence"``: every sequence counts once (each of its
+    tokens weighs ``1 / |y_i|``), so for one advantage per sequence this is the
+    whitening of the ``[N]`` vector. The variance is Bessel-corrected over the
+    units counted (tokens or sequences), as :func:`whiten`; OpenRLHF divides by the
+    count instead (a factor ``n / (n - 1)``).
+
+    advantages: ``[N, T]`` (or ``[N]``, broadcast over each row's tokens); mask
+    ``[N, T]``. Returns ``[N, T]``, 0 where ``mask`` is 0 and for rows without a
+    token.
+    """
+    m = mask.to(advantages.dtype)
+    adv = (advantages[:, None] if advantages.dim() == 1 else advantages) * m  # [N, T]
+    if level == "token":
+        w, n = m, m.sum()
+    elif level == "sequence":
+        w, n = m / m.sum(dim=1, keepdim=True).clamp(min=1), (m.sum(dim=1) > 0).sum().to(m.dtype)
+    else:
+        raise ValueError(f"whitening level must be 'token' or 'sequence', got {level!r}")
+    total = w.sum().clamp(min=1e-12)
+    mean = (w * adv).sum() / total
+    var = (w * (adv - mean) ** 2).sum() / total
+    if n > 1:
+        var = var * n / (n - 1)
+    return (adv - mean) * torch.rsqrt(var + eps) * m
+
+
+def reinforce_plus_plus_advantages(
+    rewards: Tensor,
+    mask: Tensor,
+    *,
+    kl: Tensor | None = None,
+    beta: float = 0.0,
+    group: Tensor | None = None,
+    scored: Tensor | None = None,
+    level: WhitenLevel = "token",
+) -> Tensor:
+    """REINFORCE++ (Hu, 2025): token-level KL in the reward, reward-to-go, then batch normalisation.
+
+    ``r~_t = 1[t = last] * r - beta * KL_t``, ``A_t = sum_{s >= t} r~_s``, then
+    ``A <- (A - mean_batch) / std_batch`` (:func:`batch_normalized_advantages`). With
+    ``group`` (REINFORCE++-baseline), the group's mean reward is subtracted from
+    ``r`` first (``r_i - mean_{j in group(i)} r_j``, on the verifier's rewards,
+    before the KL), as OpenRLHF and verl do.
+
+    The KL reward-to-go makes token ``t``'s advantage carry only the KL of the
+    tokens from ``t`` on: with k1 this is the REINFORCE gradient of the sequence's
+    KL(pi || pi_ref), with less variance than the whole sequence's sum on every
+    token. Unscored rows count nowhere and get 0. A lone member of its group
+    (after unscored rows are left out) gets ``r - r = 0`` before normalisation.
+
+    rewards, group, scored: ``[N]``; mask, kl: ``[N, T]`` (kl from ``pi_old``, a
+    constant of the update). Returns ``[N, T]``.
+    """
+    scored = _scored(rewards, scored)
+    m = mask.to(rewards.dtype) * scored[:, None].to(rewards.dtype)  # [N, T]: unscored rows count nowhere
+    r = torch.where(scored, rewards, torch.zeros_like(rewards))  # [N]
+    if group is not None:
+        r, _ = group_normalized_advantages(r, group, scored, scale_by_std=False)  # r - group mean
+    token_rewards = shaped_token_rewards(r, torch.zeros_like(m) if kl is None else kl, m, beta)  # [N, T]
+    return batch_normalized_advantages(returns_to_go(token_rewards, m), m, level)
+
+
+def gdpo_advantages(
+    components: Tensor,
+    group: Tensor,
+    scored: Tensor | None = None,
+    *,
+    weights: Tensor | None = None,
+    scale_by_std: bool = True,
+    eps: float = 1e-4,
+) -> tuple[Tensor, Tensor]:
+    """GDPO's decoupled normalisation of a composed reward (GDPO, 2026, arXiv 2601.05242).
+
+    Each component ``k`` is normalised within its group,
+    ``A_i^k = (r_i^k - mean_g r^k) / (std_g r^k + eps)`` (GRPO's estimator, per
+    component), the normalised components are summed, ``S_i = sum_k A_i^k``, and
+    the sum is whitened over the batch's scored rows, ``A_i = (S_i - mean S) / std S``.
+    Normalising the *sum* instead (GRPO on the combined reward) lets a component
+    with a wide spread drown one with a narrow spread, and maps different
+    component patterns to the same advantage.
+
+    Limits: the composite's own combination (its weights, gates, clips) is not
+    applied: each component enters linearly with its weight here, so a gate's
+    condition becomes a reward of its own. A component that is constant within a
+    group adds 0 there. ``scale_by_std=False`` only centres each component (Dr.
+    GRPO's choice, per component); the batch whitening of the sum stays.
+
+    components: ``[N, K]``; group, scored: ``[N]``; weights: ``[K]``. Returns ``(advantages [N],
+    zero_std [N] bool)``, ``zero_std`` marking rows whose group is constant in every
+    component.
+    """
+    if components.dim() != 2 or components.shape[1] == 0:
+        raise ValueError(f"components must be [N, K] with K >= 1, got shape {tuple(components.shape)}")
+    scored = _scored(components[:, 0], scored)
+    total, zero_std = torch.zeros_like(components[:, 0]), torch.ones_like(scored)  # [N] each
+    for k in range(components.shape[1]):
+        adv_k, zero_k = group_normalized_advantages(
+            components[:, k], group, scored, scale_by_std=scale_by_std, eps=eps
+        )  # [N] each
+        w_k = 1.0 if weights is None else weights[k]
+        total, zero_std = total + w_k * adv_k, zero_std & zero_k
+    return whiten(total, scored.to(total.dtype)), zero_std & scored  # [N], 0 where unscored
+
+
+def overlong_penalty(lengths: Tensor, budget: int, buffer: int, penalty: float = 1.0) -> Tensor:
+    """DAPO's soft overlong punishment (Yu et al., 2025), scaled by ``penalty``.
+
+    ``0`` for ``|y| <= budget - buffer``, then linear to ``-penalty`` at ``|y| = budget``:
+    ``-penalty * min((|y| - (budget - buffer)) / buffer, 1)``. ``budget`` is the token
+    budget of the rollouts (``max_new_tokens``, the paper's ``L_max``), ``buffer``
+    the paper's ``L_cache``; a completion cut at the budget gets the whole
+    ``-penalty``. ``penalty`` is verl's and OpenRLHF's penalty factor (the paper: 1).
+
+    lengths: ``[N]`` completion tokens (EOS included). Returns ``[N]``.
+    """
+    if buffer <= 0 or budget < buffer:
+        raise ValueError(f"the overlong buffer must lie in [1, budget], got buffer={buffer}, budget={budget}")
+    excess = (lengths.to(torch.float32) - (budget - buffer)).clamp(min=0) / buffer
+    return -penalty * excess.clamp(max=1.0)
 
 
 def _scored(rewards: Tensor, scored: Tensor | None) -> Tensor:

@@ -10,16 +10,25 @@ import math
 import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from rlvr.agents.advantages import overlong_penalty
 from rlvr.rollout import Rollouts
 
-__all__ = ["Experience", "Stats", "minibatches", "optimizer_step", "rollout_metrics"]
+__all__ = [
+    "Experience",
+    "Stats",
+    "check_overlong_options",
+    "minibatches",
+    "optimizer_step",
+    "rollout_metrics",
+    "shape_overlong",
+]
 
 
 @dataclass
@@ -37,6 +46,10 @@ class Experience:
         group: ``[N]`` prompt index.
         truncated: ``[N]`` bool; the completion hit the length limit.
         sampler_logprobs: ``[N, T]`` from the rollout engine, if it reports them.
+        reward_components: ``[N, K]`` float, each leaf score of a composed reward
+            (the step infos' ``components``), if given; column ``k`` is
+            ``component_names[k]``.
+        component_names: the K leaf names, sorted.
     """
 
     input_ids: Tensor
@@ -48,9 +61,11 @@ class Experience:
     group: Tensor
     truncated: Tensor
     sampler_logprobs: Tensor | None = None
+    reward_components: Tensor | None = None
+    component_names: tuple[str, ...] = ()
 
     @classmethod
-    def from_rollouts(cls, rollouts: Rollouts, rewards: Any, scored: Any = None) -> Experience:
+    def from_rollouts(cls, rollouts: Rollouts, rewards: Any, scored: Any = None, infos: Any = None) -> Experience:
         """The experience of ``rollouts`` scored with ``rewards``.
 
         Args:
@@ -58,12 +73,19 @@ class Experience:
             rewards: ``[B, G]`` or ``[N]`` (a tensor, an array or nested lists), as
                 :class:`rlvr.BatchResult` gives them.
             scored: the same shape, bool; None means every row was scored.
+            infos: the step infos, ``[B][G]`` or ``[N]`` dicts (``BatchResult.infos``);
+                when given, their ``components`` (leaf name -> score) become
+                ``reward_components``. A leaf missing from a row's info (a row recorded
+                with an error) counts 0 there; such a row is unscored anyway.
         """
         device = rollouts.completion_ids.device
         rewards = _flat(rewards, torch.float32, device)
         if len(rewards) != len(rollouts.texts):
             raise ValueError(f"{len(rewards)} rewards for {len(rollouts.texts)} completions")
         scored_t = torch.ones_like(rewards, dtype=torch.bool) if scored is None else _flat(scored, torch.bool, device)
+        components, names = None, ()
+        if infos is not None:
+            components, names = _components(infos, len(rewards), device)
         return cls(
             input_ids=rollouts.input_ids,
             attention_mask=rollouts.attention_mask,
@@ -74,6 +96,8 @@ class Experience:
             group=rollouts.group,
             truncated=torch.tensor([r == "length" for r in rollouts.finish_reasons], device=rewards.device),
             sampler_logprobs=rollouts.sampler_logprobs,
+            reward_components=components,
+            component_names=names,
         )
 
     def __len__(self) -> int:
@@ -94,8 +118,22 @@ class Experience:
         """Count unscorable completions as reward 0 instead of leaving them out."""
         rows = self.rows(torch.arange(len(self)))
         rows.rewards = torch.where(self.scored, self.rewards, torch.zeros_like(self.rewards))
+        if self.reward_components is not None:
+            rows.reward_components = self.reward_components * self.scored[:, None].to(self.reward_components.dtype)
         rows.scored = torch.ones_like(self.scored)
         return rows
+
+
+def _components(infos: Any, n: int, device: torch.device) -> tuple[Tensor, tuple[str, ...]]:
+    """The ``[N, K]`` leaf scores of step ``infos`` (``[B][G]`` or ``[N]`` dicts) and their sorted names."""
+    rows = [info for group in infos for info in group] if infos and isinstance(infos[0], list | tuple) else list(infos)
+    if len(rows) != n:
+        raise ValueError(f"{len(rows)} step infos for {n} completions")
+    names = tuple(sorted({name for info in rows for name in info.get("components", {})}))
+    if not names:
+        raise ValueError("the step infos carry no 'components': the reward is not a composite of named leaves")
+    table = [[float(info.get("components", {}).get(name, 0.0)) for name in names] for info in rows]
+    return torch.tensor(table, dtype=torch.float32, device=device), names
 
 
 def _flat(values: Any, dtype: torch.dtype, device: torch.device) -> Tensor:
@@ -149,8 +187,61 @@ class Stats:
         return {k: self.sums[k] / self.weights[k] for k in self.sums if self.weights[k] > 0}
 
 
+def check_overlong_options(overlong_buffer: int, overlong_penalty: float, token_budget: int | None) -> None:
+    """Refuse overlong-shaping options that cannot work (the agents' configs call it).
+
+    Raises:
+        ValueError: naming the key to change.
+    """
+    if overlong_buffer < 0:
+        raise ValueError(f"overlong_buffer must be >= 0 (0: no overlong penalty), got {overlong_buffer}")
+    if overlong_penalty < 0:
+        raise ValueError(f"overlong_penalty must be >= 0 (the penalty at the token budget), got {overlong_penalty}")
+    if overlong_buffer > 0 and token_budget is None:
+        raise ValueError(
+            f"overlong_buffer={overlong_buffer} needs token_budget, the rollouts' max_new_tokens: the penalty "
+            "grows over the last overlong_buffer tokens before it"
+        )
+    if token_budget is not None and token_budget < max(overlong_buffer, 1):
+        raise ValueError(f"token_budget must be >= overlong_buffer and >= 1, got {token_budget}")
+
+
+def shape_overlong(exp: Experience, token_budget: int, buffer: int, penalty: float) -> tuple[Experience, dict]:
+    """DAPO's soft overlong punishment added to each reward (:func:`rlvr.agents.advantages.overlong_penalty`).
+
+    The length is the completion's token count (EOS included). With
+    ``reward_components``, the penalty is also appended as one more component,
+    ``overlong``, so that a per-component estimator (GDPO) normalises it on its own.
+    Returns the shaped experience and ``overlong_penalty_mean`` (over scored rows).
+
+    Raises:
+        ValueError: when a completion is longer than ``token_budget`` (the budget
+            is not the rollouts' ``max_new_tokens``).
+    """
+    lengths = exp.completion_mask.sum(dim=1)  # [N]
+    if len(exp) and int(lengths.max()) > token_budget:
+        raise ValueError(
+            f"token_budget={token_budget} but a completion has {int(lengths.max())} tokens: "
+            "set token_budget to the rollouts' max_new_tokens"
+        )
+    pen = overlong_penalty(lengths, token_budget, buffer, penalty).to(exp.rewards.dtype)  # [N]
+    shaped = replace(exp, rewards=exp.rewards + pen)
+    if exp.reward_components is not None:
+        shaped = replace(
+            shaped,
+            reward_components=torch.cat([exp.reward_components, pen[:, None]], dim=1),
+            component_names=(*exp.component_names, "overlong"),
+        )
+    scored = pen[exp.scored]
+    return shaped, {"overlong_penalty_mean": float(scored.mean()) if len(scored) else 0.0}
+
+
 def rollout_metrics(exp: Experience, warn_truncated_above: float = 0.5) -> dict[str, float]:
-    """Reward and length statistics of a batch; warns when most completions were cut off."""
+    """Reward and length statistics of a batch; warns when most completions were cut off.
+
+    With ``reward_components``, each component's mean and std over the scored rows
+    are logged too (``component/<name>/mean``, ``component/<name>/std``).
+    """
     scored = exp.scored
     rewards = exp.rewards[scored]
     lengths = exp.completion_mask.sum(dim=1).float()
@@ -160,10 +251,17 @@ def rollout_metrics(exp: Experience, warn_truncated_above: float = 0.5) -> dict[
             f"{truncated:.0%} of completions hit the length limit: raise max_new_tokens or expect a biased signal",
             stacklevel=3,
         )
-    return {
+    metrics = {
         "reward_mean": float(rewards.mean()) if len(rewards) else math.nan,
         "reward_std": float(rewards.std()) if len(rewards) > 1 else 0.0,
         "scored_fraction": float(scored.float().mean()) if len(exp) else 0.0,
         "response_length": float(lengths.mean()) if len(exp) else 0.0,
         "truncated_fraction": truncated,
     }
+    if exp.reward_components is not None:
+        components = exp.reward_components[scored]  # [n_scored, K]
+        for k, name in enumerate(exp.component_names):
+            values = components[:, k]
+            metrics[f"component/{name}/mean"] = float(values.mean()) if len(values) else math.nan
+            metrics[f"component/{name}/std"] = float(values.std()) if len(values) > 1 else 0.0
+    return metrics

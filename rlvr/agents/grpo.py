@@ -15,19 +15,44 @@ the loss aggregation (``token_mean`` by default, the paper used ``sequence_mean`
 ``kl_placement="reward"`` (with ``kl_estimator="k1"``) subtracts
 ``beta * sum_t KL_t`` from each reward before normalising instead of adding a
 loss term; ``drop_zero_std_groups`` leaves groups without signal out entirely.
+
+The variants that change one part, each a named option:
+
+* ``policy_loss="gspo"``: GSPO (Zheng et al., 2025), the clipped surrogate on the
+  length-normalised sequence ratio, with its own clip range and per-sequence
+  aggregation by default; ``policy_loss="cispo"``: CISPO (MiniMax-M1, 2025), the
+  REINFORCE term weighted by the clipped, stop-gradient token ratio
+  (:mod:`rlvr.agents.losses`). With one epoch over one minibatch the ratio is 1
+  and both follow the plain policy gradient; they differ from ``clip`` only on
+  reused samples.
+* ``overlong_buffer`` / ``overlong_filter``: DAPO's soft overlong punishment and
+  overlong filtering (Yu et al., 2025); the first needs ``token_budget``, the
+  rollouts' ``max_new_tokens``.
+* ``multi_reward="gdpo"``: GDPO's per-component group normalisation of a composed
+  reward (:func:`rlvr.agents.advantages.gdpo_advantages`); the experience must carry
+  the step infos' components (``Experience.from_rollouts(..., infos=result.infos)``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import torch
 
-from rlvr.agents.advantages import group_normalized_advantages, masked_mean
-from rlvr.agents.experience import Experience, Stats, micro_batches, minibatches, optimizer_step, rollout_metrics
+from rlvr.agents.advantages import gdpo_advantages, group_normalized_advantages, masked_mean
+from rlvr.agents.experience import (
+    Experience,
+    Stats,
+    check_overlong_options,
+    micro_batches,
+    minibatches,
+    optimizer_step,
+    rollout_metrics,
+    shape_overlong,
+)
 from rlvr.agents.kl import KLEstimator, check_kl_choice, kl_controller, kl_estimate, kl_penalty_loss
-from rlvr.agents.losses import Aggregation, aggregate, counted_rows, ppo_clip_loss
+from rlvr.agents.losses import DEFAULT_CLIP, POLICY_LOSSES, Aggregation, PolicyLoss, aggregate, counted_rows
 from rlvr.agents.mismatch import TISLevel, mismatch_stats, tis_weights
 from rlvr.policy import Policy, reference_logprobs
 
@@ -39,7 +64,15 @@ class GRPOConfig:
     """GRPO's knobs; every default is a stated choice (docs/agents.md says why).
 
     Attributes:
-        clip_eps / clip_eps_high: PPO clip range ``[1 - eps, 1 + eps_high]``.
+        policy_loss: ``"clip"`` (PPO's clipped surrogate per token), ``"gspo"``
+            (GSPO: the length-normalised sequence ratio, clipped per sequence) or
+            ``"cispo"`` (CISPO: the clipped, stop-gradient ratio weighting
+            ``-A * log pi``); see :mod:`rlvr.agents.losses`.
+        clip_eps / clip_eps_high: clip range ``[1 - eps, 1 + eps_high]`` of the ratio
+            (of the loss's weight for CISPO). None takes the policy loss's own
+            (:data:`rlvr.agents.losses.DEFAULT_CLIP`): 0.2 / 0.2 for ``clip``,
+            3e-4 / 4e-4 for ``gspo`` (the paper's), 1.0 (no lower bound) / 0.2 for
+            ``cispo``; ``clip_eps_high`` None with ``clip_eps`` set is ``clip_eps``.
         beta: KL coefficient (0 disables the reference entirely).
         kl_target: if set, beta adapts towards this per-token KL (PPO-penalty's rule,
             Schulman et al., 2017), starting from ``beta``, which must then be > 0.
@@ -48,14 +81,32 @@ class GRPOConfig:
             follows no KL are refused (:func:`rlvr.agents.kl.check_kl_choice`): k1 as
             a loss, k2 or k3 in the reward.
         scale_by_std: divide by the group std (False: Dr. GRPO).
-        drop_zero_std_groups: leave groups whose verifier rewards are all equal out
-            of the update, forward passes included (they carry no policy-gradient
-            signal; keeping them only adds KL and tokens to the denominator).
+        multi_reward: ``"combined"`` normalises the environment's reward;
+            ``"gdpo"`` normalises each component of a composed reward within its
+            group, sums them and whitens the sum over the batch (GDPO). ``gdpo``
+            needs the experience's ``reward_components`` and takes no KL in the reward.
+        component_weights: GDPO's weight of each component in the sum, by leaf name
+            (1 for a leaf not named). The composite's own weights are not read: the
+            agent sees only the leaf scores.
+        drop_zero_std_groups: leave groups whose rewards are all equal out of the
+            update, forward passes included (they carry no policy-gradient signal;
+            keeping them only adds KL and tokens to the denominator). With ``gdpo``,
+            groups equal in every component.
+        overlong_buffer / overlong_penalty / token_budget: DAPO's soft overlong
+            punishment, added to the reward: 0 up to ``token_budget - overlong_buffer``
+            completion tokens, then linear to ``-overlong_penalty`` at ``token_budget``
+            (:func:`rlvr.agents.advantages.overlong_penalty`). 0 turns it off;
+            ``token_budget`` must be the rollouts' ``max_new_tokens``.
+        overlong_filter: leave completions cut at the token budget (``truncated``)
+            out of the update, as unscored ones are: out of the group statistics and
+            the loss (DAPO's overlong filtering masks only their loss).
         unscored: ``"exclude"`` completions a verifier could not score, or count them as ``"zero"``.
         epochs: passes over each batch (more than 1 reuses samples with pi_old).
         minibatch_size: sequences per optimiser step (None: the whole batch).
         micro_batch_size: sequences per forward/backward (memory bound).
-        aggregation / aggregation_constant: see :mod:`rlvr.agents.losses`.
+        aggregation / aggregation_constant: see :mod:`rlvr.agents.losses`. None takes
+            the policy loss's own: ``sequence_mean`` for ``gspo`` (the paper's
+            per-sequence objective; no other is accepted), ``token_mean`` otherwise.
         max_grad_norm: gradient clipping (None: off).
         tis / tis_cap: truncated importance sampling on ``pi_old / mu`` (the rollout
             engine's log-probs), ``"token"`` or ``"sequence"`` level, capped (see
@@ -64,25 +115,54 @@ class GRPOConfig:
             it on with vLLM rollouts. The gap is logged either way.
     """
 
-    clip_eps: float = 0.2
+    policy_loss: PolicyLoss = "clip"
+    clip_eps: float | None = None
     clip_eps_high: float | None = None
     beta: float = 0.04
     kl_target: float | None = None
     kl_estimator: KLEstimator = "k3"
     kl_placement: str = "loss"
     scale_by_std: bool = True
-    drop_zero_std_groups: bool = False
+    multi_reward: Literal["combined", "gdpo"] = "combined"
+    component_weights: dict[str, float] = field(default_factory=dict)
+    drop_zero_std_groups: bool = True
+    overlong_buffer: int = 0
+    overlong_penalty: float = 1.0
+    overlong_filter: bool = False
+    token_budget: int | None = None
     unscored: str = "exclude"
     epochs: int = 1
     minibatch_size: int | None = None
     micro_batch_size: int = 8
-    aggregation: Aggregation = "token_mean"
+    aggregation: Aggregation | None = None
     aggregation_constant: float | None = None
     max_grad_norm: float | None = 1.0
     tis: TISLevel = "off"
     tis_cap: float = 2.0
 
     def __post_init__(self) -> None:
+        if self.policy_loss not in POLICY_LOSSES:
+            raise ValueError(f"policy_loss must be 'clip', 'gspo' or 'cispo', got {self.policy_loss!r}")
+        if self.clip_eps is not None and not 0 < self.clip_eps <= 1:
+            raise ValueError(f"clip_eps must lie in (0, 1] (1: no lower bound), got {self.clip_eps}")
+        if self.clip_eps_high is not None and self.clip_eps_high <= 0:
+            raise ValueError(f"clip_eps_high must be > 0, got {self.clip_eps_high}")
+        if self.policy_loss == "gspo" and self.aggregation not in (None, "sequence_mean"):
+            raise ValueError(
+                f"policy_loss='gspo' takes aggregation='sequence_mean' (GSPO's per-sequence objective; "
+                f"{self.aggregation!r} weights each sequence by its length), or leave aggregation unset"
+            )
+        if self.multi_reward not in ("combined", "gdpo"):
+            raise ValueError(f"multi_reward must be 'combined' or 'gdpo', got {self.multi_reward!r}")
+        if self.component_weights and self.multi_reward != "gdpo":
+            raise ValueError("component_weights applies only to multi_reward='gdpo'")
+        if not all(isinstance(w, int | float) and not isinstance(w, bool) for w in self.component_weights.values()):
+            raise ValueError(f"component_weights must map leaf names to numbers, got {self.component_weights!r}")
+        if self.multi_reward == "gdpo" and self.beta > 0 and self.kl_placement == "reward":
+            raise ValueError(
+                "multi_reward='gdpo' normalises each reward component on its own, so a KL in the reward has no "
+                "place: use kl_placement='loss' (with kl_estimator 'k2' or 'k3'), or beta=0"
+            )
         if self.tis not in ("off", "token", "sequence"):
             raise ValueError(f"tis must be 'off', 'token' or 'sequence', got {self.tis!r}")
         if self.kl_placement not in ("loss", "reward"):
@@ -91,7 +171,21 @@ class GRPOConfig:
             raise ValueError(f"unscored must be 'exclude' or 'zero', got {self.unscored!r}")
         if self.epochs < 1 or self.micro_batch_size < 1:
             raise ValueError("epochs and micro_batch_size must be >= 1")
+        check_overlong_options(self.overlong_buffer, self.overlong_penalty, self.token_budget)
         check_kl_choice(self.beta, self.kl_target, self.kl_estimator, self.kl_placement)
+
+    def clip_range(self) -> tuple[float, float]:
+        """``(clip_eps, clip_eps_high)`` in force: the configured ones, else the policy loss's own."""
+        low, high = DEFAULT_CLIP[self.policy_loss]
+        if self.clip_eps is not None:
+            low, high = self.clip_eps, self.clip_eps
+        return low, high if self.clip_eps_high is None else self.clip_eps_high
+
+    def aggregation_mode(self) -> Aggregation:
+        """The aggregation in force: the configured one, else the policy loss's own."""
+        if self.aggregation is not None:
+            return self.aggregation
+        return "sequence_mean" if self.policy_loss == "gspo" else "token_mean"
 
 
 class GRPO:
@@ -122,41 +216,76 @@ class GRPO:
         if self.generator is not None and "generator" in state:
             self.generator.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
 
+    def advantages(self, rewards: torch.Tensor, exp: Experience) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(advantages [N], zero_std [N])``: GRPO's on ``rewards``, or GDPO's on ``exp``'s components."""
+        cfg = self.config
+        if cfg.multi_reward == "gdpo":
+            unknown = set(cfg.component_weights) - set(exp.component_names)
+            if unknown:
+                raise ValueError(
+                    f"component_weights names {sorted(unknown)}, not components of this reward: "
+                    f"{', '.join(exp.component_names)}"
+                )
+            weights = exp.reward_components.new_tensor([cfg.component_weights.get(k, 1.0) for k in exp.component_names])
+            return gdpo_advantages(
+                exp.reward_components, exp.group, exp.scored, weights=weights, scale_by_std=cfg.scale_by_std
+            )
+        return group_normalized_advantages(rewards, exp.group, exp.scored, scale_by_std=cfg.scale_by_std)
+
     def update(self, exp: Experience) -> dict[str, float]:
         """One GRPO update on a batch: advantages, then ``epochs`` passes of optimiser steps.
 
-        Rollout metrics are taken on every row; then the rows left out (unscored
-        with ``unscored="exclude"``, and with ``drop_zero_std_groups`` the groups
-        whose verifier rewards are all equal) are removed before any forward pass.
-        Computes ``pi_old`` (only when samples are reused or KL goes into the reward)
-        and the reference log-probs, the group-normalised advantages, then for each
-        minibatch the clipped surrogate plus, with ``kl_placement="loss"``, the KL
-        term, one optimiser step per minibatch. An adaptive KL coefficient is updated
-        at the end from the measured ``kl_ref``, and not at all when no row was kept.
+        Rollout metrics are taken on every row; then the overlong penalty (when
+        configured) is added to the rewards, and the rows left out (unscored with
+        ``unscored="exclude"``, with ``drop_zero_std_groups`` the groups whose
+        rewards are all equal, with ``overlong_filter`` the truncated completions)
+        are removed before any forward pass. Computes ``pi_old`` (only when samples
+        are reused or KL goes into the reward) and the reference log-probs, the
+        group-normalised advantages (per component with ``multi_reward="gdpo"``),
+        then for each minibatch the configured policy loss plus, with
+        ``kl_placement="loss"``, the KL term, one optimiser step per minibatch. An
+        adaptive KL coefficient is updated at the end from the measured ``kl_ref``,
+        and not at all when no row was kept.
 
         Args:
             exp: the batch; the completions of one prompt share a ``group`` index.
 
         Returns:
             Metrics for logging: rollout statistics, ``rows_kept``, the loss terms and
-            PPO statistics (``ratio_first`` and ``clip_fraction_first`` for the first
+            ratio statistics (``ratio_first`` and ``clip_fraction_first`` for the first
             minibatch of the first epoch), ``kl_ref``, ``entropy``, ``grad_norm``,
-            zero-std group counts, the ``mismatch/...`` figures when the engine
-            reported log-probs, and the ``beta`` this update used.
+            zero-std group counts, ``overlong_penalty_mean`` with the overlong penalty,
+            the ``mismatch/...`` figures when the engine reported log-probs, and the
+            ``beta`` this update used.
+
+        Raises:
+            ValueError: with ``multi_reward="gdpo"`` when ``exp`` carries no
+                ``reward_components``; with ``overlong_buffer`` when a completion is
+                longer than ``token_budget``.
         """
         cfg, policy = self.config, self.policy
+        if cfg.multi_reward == "gdpo" and exp.reward_components is None:
+            raise ValueError(
+                "multi_reward='gdpo' needs each reward component: build the experience with "
+                "Experience.from_rollouts(rollouts, result.rewards, result.scored, infos=result.infos)"
+            )
         if cfg.unscored == "zero":
             exp = exp.with_unscored_as_zero()
-        metrics = rollout_metrics(exp)  # on every row, kept or not
+        metrics = rollout_metrics(exp)  # on every row, kept or not; the verifier's rewards
         beta = self.kl_ctl.beta
         metrics["beta"] = beta
+        if cfg.overlong_buffer > 0:  # part of the task's reward from here on
+            exp, shaped = shape_overlong(exp, cfg.token_budget, cfg.overlong_buffer, cfg.overlong_penalty)
+            metrics.update(shaped)
 
-        # Groups without signal are judged on the verifier's rewards, before any KL in the reward.
-        _, zero_std = group_normalized_advantages(exp.rewards, exp.group, exp.scored)  # [N]
+        # Groups without signal are judged on the task's rewards, before any KL in the reward.
+        zero_std = self.advantages(exp.rewards, exp)[1]  # [N]
         n_groups = int(exp.group.max()) + 1 if len(exp) else 0
         metrics["zero_std_groups"] = float(len(torch.unique(exp.group[zero_std]))) if zero_std.any() else 0.0
         metrics["zero_std_group_fraction"] = metrics["zero_std_groups"] / max(n_groups, 1)
         keep = exp.scored & ~zero_std if cfg.drop_zero_std_groups else exp.scored  # [N]
+        if cfg.overlong_filter:
+            keep = keep & ~exp.truncated
         metrics["rows_kept"] = float(keep.sum())
         if not keep.all():  # the rows left out pay no forward or backward pass
             exp = exp.rows(keep)
@@ -177,15 +306,15 @@ class GRPO:
         if beta > 0 and cfg.kl_placement == "reward":
             seq_kl = (kl_estimate(old_logp, ref_logp, cfg.kl_estimator) * mask).sum(dim=1)  # [N]
             rewards = rewards - beta * seq_kl
-        advantages, _ = group_normalized_advantages(
-            rewards, exp.group, exp.scored, scale_by_std=cfg.scale_by_std
-        )  # [N]
+        advantages, _ = self.advantages(rewards, exp)  # [N]
+        policy_loss = POLICY_LOSSES[cfg.policy_loss]
+        clip_eps, clip_eps_high = cfg.clip_range()
 
         stats, first, mismatch = Stats(), Stats(), Stats()
         for epoch in range(cfg.epochs):
             for i, mb in enumerate(minibatches(len(exp), cfg.minibatch_size, self.generator)):
                 agg = dict(
-                    mode=cfg.aggregation,
+                    mode=cfg.aggregation_mode(),
                     total_tokens=float(mask[mb].sum()),
                     total_seqs=counted_rows(mask[mb]),
                     constant=cfg.aggregation_constant,
@@ -201,8 +330,8 @@ class GRPO:
                         sampler = exp.sampler_logprobs[micro]
                         weights = tis_weights(old, sampler, m, cfg.tis, cfg.tis_cap)
                         mismatch.add(mismatch_stats(old, sampler, m, weights, cfg.tis_cap), weight=float(m.sum()))
-                    loss, st = ppo_clip_loss(
-                        logp, old, advantages[micro], m, cfg.clip_eps, cfg.clip_eps_high, weights=weights, **agg
+                    loss, st = policy_loss(
+                        logp, old, advantages[micro], m, clip_eps, clip_eps_high, weights=weights, **agg
                     )
                     if beta > 0 and cfg.kl_placement == "loss":
                         kl_tokens = kl_penalty_loss(logp, ref_logp[micro], m, cfg.kl_estimator)

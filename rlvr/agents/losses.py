@@ -16,26 +16,48 @@ in a group without signal, skipped) counts in no denominator, so the loss is
 the one of the batch without that row. With micro-batching, pass the *whole*
 batch's ``total_tokens`` / ``total_seqs`` (counting only rows with a token in
 the mask) so that the micro-batch losses add up to the loss of the batch.
+
+The policy losses that take an importance ratio against ``pi_old`` share one
+signature, ``(logp, old_logp, advantages, mask, clip_eps, clip_eps_high,
+weights=None, **agg)``, and are named in :data:`POLICY_LOSSES`:
+
+* ``"clip"`` — PPO's clipped surrogate on the per-token ratio (:func:`ppo_clip_loss`);
+* ``"gspo"`` — GSPO's clipped surrogate on the length-normalised sequence ratio
+  (:func:`gspo_loss`);
+* ``"cispo"`` — CISPO's REINFORCE term weighted by the clipped, stop-gradient
+  per-token ratio (:func:`cispo_loss`).
+
+:data:`DEFAULT_CLIP` holds each one's clip range when none is configured.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import torch
 from torch import Tensor
 
 __all__ = [
+    "DEFAULT_CLIP",
+    "POLICY_LOSSES",
     "Aggregation",
+    "PolicyLoss",
     "aggregate",
+    "cispo_loss",
     "counted_rows",
     "entropy_bonus",
+    "gspo_loss",
     "ppo_clip_loss",
     "reinforce_loss",
     "value_loss",
 ]
 
 Aggregation = Literal["token_mean", "sequence_mean", "constant"]
+PolicyLoss = Literal["clip", "gspo", "cispo"]
+
+LOG_RATIO_CLAMP = 20.0
+"""Log-ratios against ``pi_old`` are clamped to ``[-20, 20]`` nats where only their value is used."""
 
 
 def aggregate(
@@ -117,16 +139,125 @@ def ppo_clip_loss(
     if weights is not None:
         per_token = per_token * weights.detach()
     loss = aggregate(per_token, mask, **agg)
+    return loss, _ratio_stats(loss, log_ratio, ratio, clipped < unclipped, mask)
+
+
+def gspo_loss(
+    logp: Tensor,
+    old_logp: Tensor,
+    advantages: Tensor,
+    mask: Tensor,
+    clip_eps: float = 3e-4,
+    clip_eps_high: float | None = 4e-4,
+    weights: Tensor | None = None,
+    **agg,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """GSPO's sequence-level clipped surrogate (Zheng et al., 2025), negated to minimise.
+
+    ``s_i = exp((1 / |y_i|) * sum_t (logp_t - old_logp_t))`` is the length-normalised
+    sequence ratio (the geometric mean of the token ratios), and
+    ``L_i = -min(s_i * A_i, clip(s_i, 1 - eps, 1 + eps_high) * A_i)``: a sequence is
+    clipped, or not, as a whole. The defaults are the paper's range (3e-4, 4e-4,
+    Sec. 5.1): a length-normalised ratio moves far less than a token's.
+
+    It is computed per token in the paper's GSPO-token form,
+    ``s_{i,t} = sg(s_i) * pi_t / sg(pi_t)``, whose value is ``s_i`` and whose gradient
+    is ``s_i * grad log pi_t``. With one advantage per sequence and
+    ``aggregation="sequence_mean"`` (the paper's ``1/G sum_i``) the gradient is
+    exactly GSPO's, ``A_i * s_i * (1 / |y_i|) * sum_t grad log pi_t`` for an unclipped
+    sequence; ``token_mean`` instead weights each sequence by its length.
+
+    Deviations and limits: the sequence log-ratio is clamped to ``[-20, 20]`` before
+    the exponential (it only sets the value; the gradient is through ``pi_t``); and
+    ``weights`` (truncated importance sampling against the sampler) multiply each
+    token's term, as verl does, rather than entering the sequence ratio.
+
+    logp, old_logp, mask: ``[N, T]``; advantages ``[N]`` (or ``[N, T]``: GSPO-token's
+    per-token advantages). weights: optional ``[N, T]`` without gradient. Stats as
+    :func:`ppo_clip_loss`, with ``clip_fraction`` the share of tokens in clipped
+    sequences and ``ratio_mean`` the token-weighted mean of ``s_i``.
+    """
+    adv = advantages[:, None] if advantages.dim() == 1 else advantages
+    eps_high = clip_eps if clip_eps_high is None else clip_eps_high
+    m = mask.to(logp.dtype)
+    log_ratio = (logp - old_logp) * m  # [N, T]
+    seq_log_ratio = log_ratio.detach().sum(dim=1) / m.sum(dim=1).clamp(min=1)  # [N]
+    seq_log_ratio = seq_log_ratio.clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)
+    ratio = torch.exp(seq_log_ratio[:, None] + logp - logp.detach())  # [N, T]: value s_i, gradient s_i * grad log pi_t
+    unclipped = ratio * adv
+    clipped = torch.clamp(ratio, 1.0 - clip_eps, 1.0 + eps_high) * adv
+    per_token = -torch.minimum(unclipped, clipped)  # [N, T]
+    if weights is not None:
+        per_token = per_token * weights.detach()
+    loss = aggregate(per_token, mask, **agg)
+    return loss, _ratio_stats(loss, log_ratio, ratio, clipped < unclipped, mask)
+
+
+def cispo_loss(
+    logp: Tensor,
+    old_logp: Tensor,
+    advantages: Tensor,
+    mask: Tensor,
+    clip_eps: float = 1.0,
+    clip_eps_high: float | None = 0.2,
+    weights: Tensor | None = None,
+    **agg,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """CISPO (the MiniMax-M1 report, MiniMax, 2025): a clipped, stop-gradient importance weight on REINFORCE.
+
+    ``L_t = -sg(clip(rho_t, 1 - eps, 1 + eps_high)) * A * log pi(a_t | s_t)``, with
+    ``rho_t = exp(logp_t - old_logp_t)``. Clipping bounds the weight, never the
+    gradient: every token keeps ``-w_t * A * grad log pi_t``, where PPO's clip
+    drops the gradient of a token whose ratio left the band. The paper sets no
+    lower bound (a large ``eps``) and tunes only the upper one, which it does not
+    publish: the default ``eps = 1.0`` (weights in ``[0, 1 + eps_high]``) is no
+    lower bound, and ``eps_high = 0.2`` is PPO's range.
+
+    Limits: the paper's unified form (a token mask for PPO-style dropping) is not
+    offered; the loss's *value* is ``-w * A * log pi``, not comparable with the
+    clipped surrogate's. The ratio's log is clamped to ``[-20, 20]`` (value only).
+
+    logp, old_logp, mask: ``[N, T]``; advantages ``[N]`` or ``[N, T]``. weights:
+    optional ``[N, T]`` without gradient. Stats as :func:`ppo_clip_loss`, with
+    ``clip_fraction`` the share of tokens whose weight was clipped (they still
+    carry gradient).
+    """
+    adv = advantages[:, None] if advantages.dim() == 1 else advantages
+    eps_high = clip_eps if clip_eps_high is None else clip_eps_high
+    log_ratio = logp.detach() - old_logp  # [N, T]
+    ratio = torch.exp(log_ratio.clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP))  # [N, T], no gradient
+    weight = torch.clamp(ratio, 1.0 - clip_eps, 1.0 + eps_high)  # [N, T], no gradient
+    per_token = -weight * adv * logp  # [N, T]
+    if weights is not None:
+        per_token = per_token * weights.detach()
+    loss = aggregate(per_token, mask, **agg)
+    return loss, _ratio_stats(loss, log_ratio, ratio, weight != ratio, mask)
+
+
+def _ratio_stats(loss: Tensor, log_ratio: Tensor, ratio: Tensor, clipped: Tensor, mask: Tensor) -> dict[str, Tensor]:
+    """``policy_loss``, ``clip_fraction``, ``approx_kl`` (k3 of KL(pi_old || pi)) and ``ratio_mean`` over masked tokens."""
     with torch.no_grad():
-        m = mask.to(logp.dtype)
+        m = mask.to(ratio.dtype)
         n = m.sum().clamp(min=1)
-        stats = {
+        log_ratio = log_ratio.detach()
+        return {
             "policy_loss": loss.detach(),
-            "clip_fraction": ((clipped < unclipped).to(m.dtype) * m).sum() / n,
+            "clip_fraction": (clipped.to(m.dtype) * m).sum() / n,
             "approx_kl": ((torch.exp(log_ratio) - 1 - log_ratio) * m).sum() / n,
-            "ratio_mean": (ratio * m).sum() / n,
+            "ratio_mean": (ratio.detach() * m).sum() / n,
         }
-    return loss, stats
+
+
+POLICY_LOSSES: dict[str, Callable[..., tuple[Tensor, dict[str, Tensor]]]] = {
+    "clip": ppo_clip_loss,
+    "gspo": gspo_loss,
+    "cispo": cispo_loss,
+}
+"""The importance-ratio policy losses by name (GRPO's ``policy_loss`` option)."""
+
+DEFAULT_CLIP: dict[str, tuple[float, float]] = {"clip": (0.2, 0.2), "gspo": (3e-4, 4e-4), "cispo": (1.0, 0.2)}
+"""Each policy loss's ``(clip_eps, clip_eps_high)`` when none is configured: PPO's 0.2; GSPO's paper
+range; CISPO without a lower bound (``1 - 1.0 = 0``) and PPO's upper bound."""
 
 
 def value_loss(

@@ -12,6 +12,9 @@ per-token KL penalty to the reference (Ouyang et al., 2022):
    value loss for the critic, optional entropy bonus.
 
 The critic is a separate network with its own optimiser (:class:`rlvr.agents.critic.Critic`).
+DAPO's soft overlong punishment and overlong filtering (Yu et al., 2025) are
+options (``overlong_buffer`` with ``token_budget``, ``overlong_filter``; see
+:class:`rlvr.agents.grpo.GRPOConfig`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,16 @@ import torch
 
 from rlvr.agents.advantages import gae, masked_mean, masked_var, whiten
 from rlvr.agents.critic import Critic
-from rlvr.agents.experience import Experience, Stats, micro_batches, minibatches, optimizer_step, rollout_metrics
+from rlvr.agents.experience import (
+    Experience,
+    Stats,
+    check_overlong_options,
+    micro_batches,
+    minibatches,
+    optimizer_step,
+    rollout_metrics,
+    shape_overlong,
+)
 from rlvr.agents.kl import KLEstimator, check_kl_choice, kl_controller, kl_estimate, shaped_token_rewards
 from rlvr.agents.losses import Aggregation, counted_rows, entropy_bonus, ppo_clip_loss, value_loss
 from rlvr.agents.mismatch import TISLevel, mismatch_stats, tis_weights
@@ -48,6 +60,8 @@ class PPOConfig:
         entropy_coef, value_coef: weights of the entropy bonus and the value loss.
         whiten_advantages: normalise advantages over the batch.
         epochs, minibatch_size, micro_batch_size, aggregation, max_grad_norm: as in GRPO.
+        overlong_buffer, overlong_penalty, token_budget, overlong_filter: DAPO's
+            overlong shaping and filtering, as in GRPO.
         unscored: ``"exclude"`` or ``"zero"``.
         tis, tis_cap: truncated importance sampling on ``pi_old / mu`` (see GRPOConfig
             and :mod:`rlvr.agents.mismatch`).
@@ -70,6 +84,10 @@ class PPOConfig:
     aggregation: Aggregation = "token_mean"
     aggregation_constant: float | None = None
     max_grad_norm: float | None = 1.0
+    overlong_buffer: int = 0
+    overlong_penalty: float = 1.0
+    overlong_filter: bool = False
+    token_budget: int | None = None
     unscored: str = "exclude"
     tis: TISLevel = "off"
     tis_cap: float = 2.0
@@ -81,6 +99,7 @@ class PPOConfig:
             raise ValueError(f"unscored must be 'exclude' or 'zero', got {self.unscored!r}")
         if self.epochs < 1 or self.micro_batch_size < 1:
             raise ValueError("epochs and micro_batch_size must be >= 1")
+        check_overlong_options(self.overlong_buffer, self.overlong_penalty, self.token_budget)
         check_kl_choice(self.beta, self.kl_target, self.kl_estimator, "reward", placements=("reward",))
 
 
@@ -130,8 +149,10 @@ class PPO:
     def update(self, exp: Experience) -> dict[str, float]:
         """One PPO update on a batch: shaped rewards, GAE, then ``epochs`` passes of optimiser steps.
 
-        Rollout metrics are taken on every row; then unscored rows (with
-        ``unscored="exclude"``) are removed before any forward pass. Under ``pi_old``
+        Rollout metrics are taken on every row; then the overlong penalty (when
+        configured) is added to the rewards, and unscored rows (with
+        ``unscored="exclude"``) and, with ``overlong_filter``, truncated ones are
+        removed before any forward pass. Under ``pi_old``
         and the reference, the KL penalty shapes per-token rewards; the critic's
         values give GAE advantages (whitened when configured) and returns. Each
         minibatch then takes one policy step on the clipped surrogate (plus the
@@ -147,17 +168,25 @@ class PPO:
             PPO statistics (``ratio_first`` and ``clip_fraction_first`` for the first
             minibatch of the first epoch), ``kl_ref``, ``explained_variance``, both
             gradient norms, the mean value and return, the ``mismatch/...`` figures
-            when the engine reported log-probs, and the ``beta`` this update used.
+            when the engine reported log-probs, ``overlong_penalty_mean`` with the
+            overlong penalty, and the ``beta`` this update used.
+
+        Raises:
+            ValueError: with ``overlong_buffer`` when a completion is longer than ``token_budget``.
         """
         cfg, policy, critic = self.config, self.policy, self.critic
         if cfg.unscored == "zero":
             exp = exp.with_unscored_as_zero()
-        metrics = rollout_metrics(exp)  # on every row, kept or not
+        metrics = rollout_metrics(exp)  # on every row, kept or not; the verifier's rewards
         beta = self.kl_ctl.beta
         metrics["beta"] = beta
-        metrics["rows_kept"] = float(exp.scored.sum())
-        if not exp.scored.all():  # the rows left out pay no forward or backward pass
-            exp = exp.rows(exp.scored)
+        if cfg.overlong_buffer > 0:  # part of the task's reward from here on
+            exp, shaped = shape_overlong(exp, cfg.token_budget, cfg.overlong_buffer, cfg.overlong_penalty)
+            metrics.update(shaped)
+        keep = exp.scored & ~exp.truncated if cfg.overlong_filter else exp.scored  # [N]
+        metrics["rows_kept"] = float(keep.sum())
+        if not keep.all():  # the rows left out pay no forward or backward pass
+            exp = exp.rows(keep)
         if len(exp) == 0:
             return metrics  # nothing to learn from, no KL measured: the controller keeps beta
 

@@ -10,22 +10,57 @@ objective (Ouyang et al., 2022): ``r_i <- r_i - beta * sum_t KL_t`` (k1: the
 log-ratio of the sampled tokens; this is the REINFORCE gradient of the
 sequence's KL(pi || pi_ref)), or into the loss with ``kl_placement="loss"``
 (k2 for KL(pi || pi_ref)'s gradient, k3 for KL(pi_ref || pi)'s).
+
+REINFORCE++ (Hu, 2025) is two more baselines, ``"reinforce_plus_plus"`` and
+``"reinforce_plus_plus_baseline"`` (the group mean subtracted from each reward
+first): the KL goes into the reward *per token* (``-beta * KL_t`` on each token,
+the reward on the last, and each token's advantage the reward-to-go), and the
+advantages are whitened over the whole batch, its tokens or its sequences
+(:func:`rlvr.agents.advantages.reinforce_plus_plus_advantages`). Deviation from the
+paper: the paper optimises them with PPO's clipped surrogate over minibatches;
+here it is one on-policy step, where the ratio is 1 and the clipped surrogate's
+gradient is this REINFORCE loss's.
+
+DAPO's soft overlong punishment and overlong filtering (Yu et al., 2025) are
+options here too (``overlong_buffer`` with ``token_budget``, ``overlong_filter``;
+see :class:`rlvr.agents.grpo.GRPOConfig`).
 """
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
-from rlvr.agents.advantages import MovingAverageBaseline, batch_mean_advantages, masked_mean, rloo_advantages
-from rlvr.agents.experience import Experience, Stats, micro_batches, optimizer_step, rollout_metrics
+from rlvr.agents.advantages import (
+    MovingAverageBaseline,
+    WhitenLevel,
+    batch_mean_advantages,
+    masked_mean,
+    reinforce_plus_plus_advantages,
+    rloo_advantages,
+)
+from rlvr.agents.experience import (
+    Experience,
+    Stats,
+    check_overlong_options,
+    micro_batches,
+    optimizer_step,
+    rollout_metrics,
+    shape_overlong,
+)
 from rlvr.agents.kl import KLEstimator, check_kl_choice, kl_controller, kl_estimate, kl_penalty_loss
 from rlvr.agents.losses import Aggregation, aggregate, counted_rows, reinforce_loss
 from rlvr.policy import Policy, reference_logprobs
 
-__all__ = ["Reinforce", "ReinforceConfig"]
+__all__ = ["Baseline", "Reinforce", "ReinforceConfig"]
+
+Baseline = Literal[
+    "batch_mean", "moving_average", "rloo", "none", "reinforce_plus_plus", "reinforce_plus_plus_baseline"
+]
+REINFORCE_PLUS_PLUS = ("reinforce_plus_plus", "reinforce_plus_plus_baseline")
 
 
 @dataclass(frozen=True)
@@ -33,22 +68,36 @@ class ReinforceConfig:
     """REINFORCE's knobs.
 
     Attributes:
-        baseline: ``"batch_mean"``, ``"moving_average"``, ``"rloo"`` or ``"none"``.
+        baseline: ``"batch_mean"``, ``"moving_average"``, ``"rloo"``, ``"none"``, or
+            REINFORCE++'s ``"reinforce_plus_plus"`` (batch whitening) and
+            ``"reinforce_plus_plus_baseline"`` (the group mean subtracted, then batch
+            whitening). With the REINFORCE++ baselines a KL in the reward is per token
+            (reward-to-go); with the others it is the sequence's sum on every token.
         baseline_momentum: for the moving average.
+        whiten_over: the REINFORCE++ baselines' whitening statistics: over every
+            ``"token"`` of the batch (the paper's, OpenRLHF's and verl's) or every
+            ``"sequence"`` (each counted once). Refused with other baselines.
         beta, kl_target, kl_estimator, kl_placement: KL to the reference (see
             :mod:`rlvr.agents.kl`); a ``kl_target`` needs ``beta > 0`` to start from,
             and the pairs whose gradient follows no KL (k1 as a loss, k2 or k3 in the
             reward) are refused.
+        overlong_buffer, overlong_penalty, token_budget, overlong_filter: DAPO's
+            overlong shaping and filtering, as in GRPO.
         unscored: ``"exclude"`` or ``"zero"`` for completions a verifier could not score.
         micro_batch_size, aggregation, aggregation_constant, max_grad_norm: as in GRPO.
     """
 
-    baseline: str = "batch_mean"
+    baseline: Baseline = "batch_mean"
     baseline_momentum: float = 0.9
+    whiten_over: WhitenLevel = "token"
     beta: float = 0.05
     kl_target: float | None = None
     kl_estimator: KLEstimator = "k1"
     kl_placement: str = "reward"
+    overlong_buffer: int = 0
+    overlong_penalty: float = 1.0
+    overlong_filter: bool = False
+    token_budget: int | None = None
     unscored: str = "exclude"
     micro_batch_size: int = 8
     aggregation: Aggregation = "token_mean"
@@ -56,14 +105,22 @@ class ReinforceConfig:
     max_grad_norm: float | None = 1.0
 
     def __post_init__(self) -> None:
-        if self.baseline not in ("batch_mean", "moving_average", "rloo", "none"):
-            raise ValueError(f"baseline must be batch_mean, moving_average, rloo or none, got {self.baseline!r}")
+        if self.baseline not in typing.get_args(Baseline):
+            raise ValueError(f"baseline must be one of {', '.join(typing.get_args(Baseline))}, got {self.baseline!r}")
+        if self.whiten_over not in ("token", "sequence"):
+            raise ValueError(f"whiten_over must be 'token' or 'sequence', got {self.whiten_over!r}")
+        if self.whiten_over != "token" and self.baseline not in REINFORCE_PLUS_PLUS:
+            raise ValueError(
+                f"whiten_over={self.whiten_over!r} applies only to baseline 'reinforce_plus_plus' or "
+                f"'reinforce_plus_plus_baseline', got baseline={self.baseline!r}"
+            )
         if self.kl_placement not in ("loss", "reward"):
             raise ValueError(f"kl_placement must be 'loss' or 'reward', got {self.kl_placement!r}")
         if self.unscored not in ("exclude", "zero"):
             raise ValueError(f"unscored must be 'exclude' or 'zero', got {self.unscored!r}")
         if self.micro_batch_size < 1:
             raise ValueError("micro_batch_size must be >= 1")
+        check_overlong_options(self.overlong_buffer, self.overlong_penalty, self.token_budget)
         check_kl_choice(self.beta, self.kl_target, self.kl_estimator, self.kl_placement)
 
 
@@ -99,9 +156,24 @@ class Reinforce:
         self.kl_ctl.load_state_dict(state["kl"])
         self.moving_average.load_state_dict(state["baseline"])
 
-    def advantages(self, rewards: torch.Tensor, exp: Experience) -> torch.Tensor:
-        """``[N]`` advantages for the configured baseline."""
+    def advantages(
+        self, rewards: torch.Tensor, exp: Experience, kl: torch.Tensor | None = None, beta: float = 0.0
+    ) -> torch.Tensor:
+        """Advantages for the configured baseline: ``[N]``, or ``[N, T]`` for the REINFORCE++ baselines.
+
+        ``kl``: the per-token KL ``[N, T]`` of a KL in the reward, with coefficient
+        ``beta``: the sequence baselines subtract ``beta * sum_t KL_t`` from each
+        reward; REINFORCE++ puts ``-beta * KL_t`` on each token (reward-to-go).
+        """
         b = self.config.baseline
+        if b in REINFORCE_PLUS_PLUS:
+            group = exp.group if b == "reinforce_plus_plus_baseline" else None
+            return reinforce_plus_plus_advantages(
+                rewards, exp.completion_mask, kl=kl, beta=beta, group=group, scored=exp.scored,
+                level=self.config.whiten_over,
+            )  # fmt: skip
+        if kl is not None:
+            rewards = rewards - beta * kl.sum(dim=1)
         if b == "batch_mean":
             return batch_mean_advantages(rewards, exp.scored)
         if b == "moving_average":
@@ -113,31 +185,40 @@ class Reinforce:
     def update(self, exp: Experience) -> dict[str, float]:
         """One on-policy gradient step on a batch.
 
-        Rollout metrics are taken on every row; then unscored rows (with
-        ``unscored="exclude"``) are removed before any forward pass. With
-        ``kl_placement="reward"``, ``beta * sum_t KL_t`` is subtracted from each
-        reward first; :meth:`advantages` then applies the baseline (a moving average
-        is updated here), and the loss is accumulated over micro-batches before one
-        optimiser step. An adaptive KL coefficient is updated at the end from the
-        measured ``kl_ref``, and not at all when no row was kept.
+        Rollout metrics are taken on every row; then the overlong penalty (when
+        configured) is added to the rewards, and unscored rows (with
+        ``unscored="exclude"``) and, with ``overlong_filter``, truncated ones are
+        removed before any forward pass. :meth:`advantages` applies the baseline
+        (a moving average is updated here) and a KL in the reward, and the loss is
+        accumulated over micro-batches before one optimiser step. An adaptive KL
+        coefficient is updated at the end from the measured ``kl_ref``, and not at
+        all when no row was kept.
 
         Args:
             exp: the batch of completions and their rewards.
 
         Returns:
             Metrics for logging: rollout statistics, ``rows_kept``, the loss terms,
-            ``kl_ref``, ``entropy``, ``grad_norm``, ``advantage_abs_mean`` and the
-            ``beta`` this update used.
+            ``kl_ref``, ``entropy``, ``grad_norm``, ``advantage_abs_mean``,
+            ``overlong_penalty_mean`` with the overlong penalty, and the ``beta`` this
+            update used.
+
+        Raises:
+            ValueError: with ``overlong_buffer`` when a completion is longer than ``token_budget``.
         """
         cfg, policy = self.config, self.policy
         if cfg.unscored == "zero":
             exp = exp.with_unscored_as_zero()
-        metrics = rollout_metrics(exp)  # on every row, kept or not
+        metrics = rollout_metrics(exp)  # on every row, kept or not; the verifier's rewards
         beta = self.kl_ctl.beta
         metrics["beta"] = beta
-        metrics["rows_kept"] = float(exp.scored.sum())
-        if not exp.scored.all():  # the rows left out pay no forward or backward pass
-            exp = exp.rows(exp.scored)
+        if cfg.overlong_buffer > 0:  # part of the task's reward from here on
+            exp, shaped = shape_overlong(exp, cfg.token_budget, cfg.overlong_buffer, cfg.overlong_penalty)
+            metrics.update(shaped)
+        keep = exp.scored & ~exp.truncated if cfg.overlong_filter else exp.scored  # [N]
+        metrics["rows_kept"] = float(keep.sum())
+        if not keep.all():  # the rows left out pay no forward or backward pass
+            exp = exp.rows(keep)
         if len(exp) == 0:
             return metrics  # nothing to learn from, no KL measured: the controller keeps beta
 
@@ -147,11 +228,10 @@ class Reinforce:
             reference_logprobs(policy, self.reference, *args) if beta > 0 or self.reference is not None else None
         )  # [N, T]
 
-        rewards = exp.rewards  # [N]
+        kl = None
         if beta > 0 and cfg.kl_placement == "reward":
             kl = kl_estimate(policy.logprobs(*args), ref_logp, cfg.kl_estimator) * mask  # [N, T], pi_old = pi here
-            rewards = rewards - beta * kl.sum(dim=1)
-        advantages = self.advantages(rewards, exp)  # [N]
+        advantages = self.advantages(exp.rewards, exp, kl, beta)  # [N], or [N, T] for REINFORCE++
 
         stats = Stats()
         agg = dict(
@@ -177,7 +257,9 @@ class Reinforce:
             stats.add(st, weight=float(m.sum()))
         metrics.update(stats.means())
         metrics["grad_norm"] = optimizer_step(self.optimizer, policy.parameters(), cfg.max_grad_norm)
-        metrics["advantage_abs_mean"] = float(advantages.abs().mean())
+        metrics["advantage_abs_mean"] = float(
+            advantages.abs().mean() if advantages.dim() == 1 else masked_mean(advantages.abs(), mask)
+        )
         if "kl_ref" in metrics:  # measured on at least one token
             self.kl_ctl.update(metrics["kl_ref"])
         return metrics

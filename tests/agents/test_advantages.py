@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -7,8 +8,13 @@ from hypothesis import strategies as st
 from rlvr.agents.advantages import (
     MovingAverageBaseline,
     batch_mean_advantages,
+    batch_normalized_advantages,
     gae,
+    gdpo_advantages,
     group_normalized_advantages,
+    overlong_penalty,
+    reinforce_plus_plus_advantages,
+    returns_to_go,
     rloo_advantages,
     whiten,
 )
@@ -115,3 +121,83 @@ def test_whiten():
     out = whiten(x, m, eps=0.0)
     close(out, [-1.0, 0.0, 1.0, 0.0])  # unbiased std of [1,2,3] is 1
     close(whiten(x, m, shift_mean=False, eps=0.0), [1.0, 2.0, 3.0, 0.0])
+
+
+def test_returns_to_go_hand_computed():
+    r, m = T([[1.0, 2.0, 3.0], [4.0, 5.0, 7.0]]), T([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
+    close(returns_to_go(r, m), [[6.0, 5.0, 3.0], [9.0, 5.0, 0.0]])  # the masked-out 7 counts nowhere
+
+
+def test_batch_normalisation_over_tokens_and_over_sequences():
+    adv, mask = T([1.0, 0.0, 2.0]), T([[1.0, 0.0, 0.0], [1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])  # lengths 1, 3, 2
+    # sequences: [1, 0, 2], mean 1, unbiased var (0 + 1 + 1) / 2 = 1
+    close(batch_normalized_advantages(adv, mask, "sequence", eps=0.0), [[0, 0, 0], [-1, -1, -1], [1, 1, 0]])
+    # tokens: [1, 0, 0, 0, 2, 2], mean 5/6, unbiased var = sum (x - 5/6)^2 / 5
+    tokens = T([1.0, 0.0, 0.0, 0.0, 2.0, 2.0])
+    z = (tokens - tokens.mean()) / tokens.std()
+    close(batch_normalized_advantages(adv, mask, "token", eps=0.0), [[z[0], 0, 0], [z[1], z[2], z[3]], [z[4], z[5], 0]])
+    per_token = torch.randn(3, 3, generator=torch.Generator().manual_seed(0))
+    close(batch_normalized_advantages(per_token, mask, "token"), whiten(per_token, mask))  # the same as whiten
+    with pytest.raises(ValueError, match="whitening level"):
+        batch_normalized_advantages(adv, mask, "batch")
+
+
+def test_reinforce_plus_plus_hand_computed():
+    rewards, mask = T([1.0, 0.0]), T([[1.0, 1.0], [1.0, 0.0]])
+    kl = T([[0.5, 0.25], [1.0, 9.0]])  # 9.0 is past the end of row 1: ignored
+    # token rewards, beta 0.4: row 0 [-0.2, -0.1 + 1] = [-0.2, 0.9]; row 1 [-0.4]
+    # reward-to-go: row 0 [0.7, 0.9]; row 1 [-0.4]; over the tokens mean 0.4, unbiased std 0.7
+    adv = reinforce_plus_plus_advantages(rewards, mask, kl=kl, beta=0.4)
+    close(adv, [[0.3 / 0.7, 0.5 / 0.7], [-0.8 / 0.7, 0.0]], tol=1e-4)
+    # without KL the returns are the reward on every token: plain batch whitening
+    close(reinforce_plus_plus_advantages(rewards, mask), batch_normalized_advantages(rewards, mask))
+
+
+def test_reinforce_plus_plus_baseline_subtracts_the_group_mean_first():
+    rewards, group, mask = T([1.0, 0.0, 0.5, 0.5, 100.0]), T([0, 0, 1, 1, 1]), torch.ones(5, 1)
+    scored = T([True, True, True, True, False])  # the unscored 100 counts nowhere
+    # centred [0.5, -0.5, 0, 0]; mean 0, unbiased var (0.25 + 0.25) / 3 = 1/6
+    adv = reinforce_plus_plus_advantages(rewards, mask, group=group, scored=scored)
+    s = math.sqrt(1 / 6)
+    close(adv, [[0.5 / s], [-0.5 / s], [0.0], [0.0], [0.0]], tol=1e-4)
+    # without the group baseline the batch mean (0.5) is the only baseline
+    plain = reinforce_plus_plus_advantages(rewards, mask, scored=scored)
+    close(plain, [[0.5 / s], [-0.5 / s], [0.0], [0.0], [0.0]], tol=1e-4)
+    rewards2 = T([1.0, 0.0, 1.0, 1.0])  # group 1 all right: only the baseline variant gives it 0 before whitening
+    with_group = reinforce_plus_plus_advantages(rewards2, torch.ones(4, 1), group=T([0, 0, 1, 1]))
+    close(with_group[2:], [[0.0], [0.0]])
+    assert (reinforce_plus_plus_advantages(rewards2, torch.ones(4, 1))[2:] > 0).all()
+
+
+def test_gdpo_hand_computed_normalises_each_component_in_its_group():
+    # group 0: component a favours row 0, b (10x narrower) row 1; group 1: a constant, b spread
+    components = T([[1.0, 0.0], [0.0, 0.1], [1.0, 0.0], [1.0, 2.0]])
+    group = T([0, 0, 1, 1])
+    adv, zero_std = gdpo_advantages(components, group, eps=0.0)
+    # per component: a -> [0.707, -0.707, 0, 0]; b -> [-0.707, 0.707, -0.707, 0.707]
+    # sum [0, 0, -0.707, 0.707]; over the batch mean 0, unbiased var (0.5 + 0.5) / 3
+    s = math.sqrt(1 / 3)
+    close(adv, [0.0, 0.0, -math.sqrt(0.5) / s, math.sqrt(0.5) / s], tol=1e-5)
+    assert not zero_std.any()
+    # GRPO on the sum lets the wide component drown the narrow one in group 0
+    combined, _ = group_normalized_advantages(components.sum(1), group, eps=0.0)
+    assert combined[0] > 0.7 and combined[1] < -0.7
+    # a row left unscored counts nowhere; a group constant in every component is zero-std
+    adv2, zero2 = gdpo_advantages(T([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 5.0]]), group, T([True] * 3 + [False]))
+    close(adv2, [0.0, 0.0, 0.0, 0.0])
+    assert zero2.tolist() == [True, True, True, False]
+    # weights scale each normalised component before the sum: weight 0 drops b, leaving a alone
+    only_a, _ = gdpo_advantages(components, group, weights=T([2.0, 0.0]), eps=0.0)
+    close(only_a, whiten(T([1.0, -1.0, 0.0, 0.0]), torch.ones(4)), tol=1e-5)
+    with pytest.raises(ValueError, match=r"\[N, K\]"):
+        gdpo_advantages(torch.zeros(4, 0), group)
+
+
+def test_overlong_penalty_hand_computed():
+    lengths = T([2, 3, 4, 5, 6])
+    # budget 5, buffer 2: free up to 3 tokens, then -0.5 * (L - 3) / 2, capped at -0.5
+    close(overlong_penalty(lengths, budget=5, buffer=2, penalty=0.5), [0.0, 0.0, -0.25, -0.5, -0.5])
+    close(overlong_penalty(lengths, budget=5, buffer=5), [-0.4, -0.6, -0.8, -1.0, -1.0])  # the paper's factor 1
+    for buffer, budget in [(0, 5), (6, 5)]:
+        with pytest.raises(ValueError, match="overlong buffer"):
+            overlong_penalty(lengths, budget=budget, buffer=buffer)

