@@ -120,6 +120,10 @@ class RolloutConfig:
         vllm_gpu_memory_utilization: the vLLM engine's share of a GPU.
         vllm_kv_cache_gib: a fixed KV cache for the vLLM engine (default 1 GiB on a CPU).
         vllm_max_model_len: prompt + completion tokens the vLLM engine holds.
+        vllm_lora_sync: with LoRA (``model.lora_rank > 0``) and the vLLM engine, send
+            the merged weights after each update ("merged"), or only the adapters
+            ("adapter": a faster sync, but vLLM generates with a LoRA adapter more
+            slowly; docs/vllm.md has the figures).
     """
 
     engine: Literal["transformers", "vllm"] = "transformers"
@@ -131,6 +135,7 @@ class RolloutConfig:
     vllm_gpu_memory_utilization: float = 0.3
     vllm_kv_cache_gib: float | None = None
     vllm_max_model_len: int = 2048
+    vllm_lora_sync: Literal["merged", "adapter"] = "merged"
 
     def __post_init__(self) -> None:
         _require(self.prompts_per_step >= 1, "rollout.prompts_per_step", ">= 1", self.prompts_per_step)
@@ -158,7 +163,9 @@ class AlgorithmConfig:
     """name picks the agent; its section holds that agent's options."""
 
     name: Literal["grpo", "reinforce", "ppo"] = "grpo"
-    grpo: GRPOConfig = field(default_factory=GRPOConfig)
+    # rlvr train skips groups without signal (no forward or backward for their rows);
+    # GRPOConfig() itself keeps the paper's behaviour.
+    grpo: GRPOConfig = field(default_factory=lambda: GRPOConfig(drop_zero_std_groups=True))
     reinforce: ReinforceConfig = field(default_factory=ReinforceConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
 
@@ -307,6 +314,13 @@ class RunConfig:
                 f"algorithm.{self.algorithm.name}.token_budget",
                 f"rollout.max_new_tokens ({self.rollout.max_new_tokens}) when overlong_buffer > 0",
                 algo.token_budget,
+            )
+        if self.rollout.vllm_lora_sync == "adapter":
+            _require(
+                self.rollout.engine == "vllm" and self.model.lora_rank > 0,
+                "rollout.vllm_lora_sync",
+                "'merged' unless rollout.engine=vllm and model.lora_rank > 0",
+                self.rollout.vllm_lora_sync,
             )
         if self.algorithm.name == "grpo":
             _require(

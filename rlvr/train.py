@@ -104,7 +104,7 @@ def _engine(cfg: RunConfig, model: torch.nn.Module, tokenizer: Any, mixed: torch
     """
     if cfg.rollout.engine == "transformers":
         return TransformersEngine(model, tokenizer, chat_template=cfg.model.chat_template, autocast=mixed)
-    from rlvr.vllm_engine import VLLMEngine
+    from rlvr.vllm_engine import VLLM_LORA_RANKS, VLLMEngine
 
     return VLLMEngine(
         resolve_model_path(cfg.model.name),
@@ -115,6 +115,9 @@ def _engine(cfg: RunConfig, model: torch.nn.Module, tokenizer: Any, mixed: torch
         kv_cache_gib=cfg.rollout.vllm_kv_cache_gib,
         max_model_len=cfg.rollout.vllm_max_model_len,
         seed=cfg.train.seed,
+        lora_sync=cfg.rollout.vllm_lora_sync,
+        # The smallest rank vLLM reserves room for that holds the adapters.
+        max_lora_rank=min((r for r in VLLM_LORA_RANKS if r >= cfg.model.lora_rank), default=cfg.model.lora_rank),
     )
 
 
@@ -252,7 +255,7 @@ def train(cfg: RunConfig) -> Path:
             with warnings.catch_warnings():
                 # A step whose groups all lacked signal takes no optimiser step; the
                 # schedule still counts it (torch warns when that happens first).
-                warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step()`", UserWarning)
+                warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
                 scheduler.step()
             t3 = time.monotonic()
             engine.sync_weights(model)

@@ -125,7 +125,7 @@ class GRPOConfig:
     scale_by_std: bool = True
     multi_reward: Literal["combined", "gdpo"] = "combined"
     component_weights: dict[str, float] = field(default_factory=dict)
-    drop_zero_std_groups: bool = True
+    drop_zero_std_groups: bool = False
     overlong_buffer: int = 0
     overlong_penalty: float = 1.0
     overlong_filter: bool = False
