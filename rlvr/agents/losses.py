@@ -107,6 +107,26 @@ def reinforce_loss(logp: Tensor, advantages: Tensor, mask: Tensor, **agg) -> tup
     return loss, {"policy_loss": loss.detach()}
 
 
+def _clipped_surrogate(
+    ratio: Tensor,
+    adv: Tensor,
+    log_ratio: Tensor,
+    mask: Tensor,
+    clip_eps: float,
+    eps_high: float,
+    weights: Tensor | None,
+    agg: dict,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """``-min(r * A, clip(r, 1 - eps, 1 + eps_high) * A)`` per token ``[N, T]``, weighted, aggregated; with stats."""
+    unclipped = ratio * adv
+    clipped = torch.clamp(ratio, 1.0 - clip_eps, 1.0 + eps_high) * adv
+    per_token = -torch.minimum(unclipped, clipped)  # [N, T]
+    if weights is not None:
+        per_token = per_token * weights.detach()
+    loss = aggregate(per_token, mask, **agg)
+    return loss, _ratio_stats(loss, log_ratio, ratio, clipped < unclipped, mask)
+
+
 def ppo_clip_loss(
     logp: Tensor,
     old_logp: Tensor,
@@ -133,13 +153,7 @@ def ppo_clip_loss(
     eps_high = clip_eps if clip_eps_high is None else clip_eps_high
     log_ratio = logp - old_logp
     ratio = torch.exp(log_ratio)
-    unclipped = ratio * adv
-    clipped = torch.clamp(ratio, 1.0 - clip_eps, 1.0 + eps_high) * adv
-    per_token = -torch.minimum(unclipped, clipped)  # [N, T]
-    if weights is not None:
-        per_token = per_token * weights.detach()
-    loss = aggregate(per_token, mask, **agg)
-    return loss, _ratio_stats(loss, log_ratio, ratio, clipped < unclipped, mask)
+    return _clipped_surrogate(ratio, adv, log_ratio, mask, clip_eps, eps_high, weights, agg)
 
 
 def gspo_loss(
@@ -184,13 +198,7 @@ def gspo_loss(
     seq_log_ratio = log_ratio.detach().sum(dim=1) / m.sum(dim=1).clamp(min=1)  # [N]
     seq_log_ratio = seq_log_ratio.clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)
     ratio = torch.exp(seq_log_ratio[:, None] + logp - logp.detach())  # [N, T]: value s_i, gradient s_i * grad log pi_t
-    unclipped = ratio * adv
-    clipped = torch.clamp(ratio, 1.0 - clip_eps, 1.0 + eps_high) * adv
-    per_token = -torch.minimum(unclipped, clipped)  # [N, T]
-    if weights is not None:
-        per_token = per_token * weights.detach()
-    loss = aggregate(per_token, mask, **agg)
-    return loss, _ratio_stats(loss, log_ratio, ratio, clipped < unclipped, mask)
+    return _clipped_surrogate(ratio, adv, log_ratio, mask, clip_eps, eps_high, weights, agg)
 
 
 def cispo_loss(
