@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from rlvr.precision import autocast
+from rlvr.prefix import forward_completions, prompt_runs
 from rlvr.tokens import pad_to, position_ids, trimmed_width
 
 __all__ = ["Policy", "add_lora", "disable_dropout", "is_peft_model", "reference_logprobs"]
@@ -48,6 +49,9 @@ class Policy(nn.Module):
             (keep it equal to the sampling temperature).
         micro_batch_size: rows per forward pass in :meth:`logprobs` (no-grad).
         autocast: the dtype to autocast the forward pass to (None: none).
+        share_prompts: run each prompt once for the consecutive rows that repeat
+            it and share its key/value cache (:mod:`rlvr.prefix`); the log-probs
+            equal the full pass's up to summation order. False: one plain pass.
 
     Dropout is turned off in ``model`` (:func:`disable_dropout`), on wrapping and
     again before every forward pass (adapters may be added later): with dropout,
@@ -63,6 +67,7 @@ class Policy(nn.Module):
         temperature: float = 1.0,
         micro_batch_size: int = 8,
         autocast: torch.dtype | None = None,
+        share_prompts: bool = True,
     ) -> None:
         super().__init__()
         if temperature <= 0:
@@ -72,6 +77,7 @@ class Policy(nn.Module):
         self.temperature = float(temperature)
         self.micro_batch_size = int(micro_batch_size)
         self.autocast = autocast
+        self.share_prompts = share_prompts
 
     def forward(
         self,
@@ -98,13 +104,22 @@ class Policy(nn.Module):
             attention_mask[:, : prompt_len + n_completion],
         )
         with autocast(self.model, self.autocast):
-            out = self.model(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                position_ids=position_ids(attention_mask),
-                logits_to_keep=n_completion + 1,
-            )
-        logits = out.logits[:, -(n_completion + 1) : -1].float() / self.temperature  # [N, T, V]
+            if self._share_prompts(input_ids[:, :prompt_len], attention_mask[:, :prompt_len], n_completion):
+                logits = forward_completions(
+                    self.model,
+                    input_ids[:, :prompt_len],
+                    attention_mask[:, :prompt_len],
+                    input_ids[:, prompt_len:],
+                    attention_mask[:, prompt_len:],
+                )  # [N, T, V]
+            else:
+                logits = self.model(
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
+                    position_ids=position_ids(attention_mask),
+                    logits_to_keep=n_completion + 1,
+                ).logits[:, -(n_completion + 1) : -1]  # [N, T, V]
+        logits = logits.float() / self.temperature
         targets = input_ids[:, prompt_len:]  # [N, T]
         log_z = torch.logsumexp(logits, dim=-1)  # [N, T]
         logp = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - log_z
@@ -114,6 +129,14 @@ class Policy(nn.Module):
                 source, z = (logits, log_z) if entropy_grad else (logits.detach(), log_z.detach())
                 entropy = pad_to(z - (torch.softmax(source, dim=-1) * source).sum(-1), full_width)
         return pad_to(logp, full_width), entropy
+
+    def _share_prompts(self, prompt_ids: Tensor, prompt_mask: Tensor, n_completion: int) -> bool:
+        """Whether to run each distinct prompt once (:mod:`rlvr.prefix`): rows repeat a prompt, and the cache is on."""
+        if not self.share_prompts or n_completion < 1 or len(prompt_ids) < 2:
+            return False
+        if getattr(self.model, "is_gradient_checkpointing", False):
+            return False  # transformers turns the cache off under gradient checkpointing
+        return len(prompt_runs(prompt_ids, prompt_mask)) < len(prompt_ids)
 
     @torch.no_grad()
     def logprobs(self, input_ids: Tensor, attention_mask: Tensor, prompt_len: int) -> Tensor:

@@ -7,7 +7,7 @@ vLLM in :mod:`rlvr.vllm_engine`): :meth:`RolloutEngine.generate` and :meth:`Roll
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from rlvr.precision import autocast
+from rlvr.sampler import sample_tokens
 from rlvr.tokens import encode_prompts, render_prompt
 
 __all__ = ["RolloutEngine", "Rollouts", "SamplingParams", "TransformersEngine", "derive_seed"]
@@ -136,46 +137,8 @@ class RolloutEngine(Protocol):
         """Make the engine sample from ``model``'s current weights."""
 
 
-# Every logits processor that would make the sampled distribution differ from the
-# policy's, switched off explicitly: ``transformers`` fills any setting left unset
-# from the model's ``generation_config.json`` (SmolLM2's, for one, sets several),
-# and top-k from its global default of 50.
-_NEUTRAL: dict[str, Any] = {
-    "min_p": 0.0,
-    "top_h": None,
-    "typical_p": 1.0,
-    "epsilon_cutoff": 0.0,
-    "eta_cutoff": 0.0,
-    "repetition_penalty": 1.0,
-    "encoder_repetition_penalty": 1.0,
-    "no_repeat_ngram_size": 0,
-    "encoder_no_repeat_ngram_size": 0,
-    "min_new_tokens": 0,
-    "num_beams": 1,
-    "renormalize_logits": False,
-}
-
-
-@contextlib.contextmanager
-def _own_generation_config(model: nn.Module) -> Iterator[None]:
-    """Hide the model's own generation config during a call, so nothing unset is inherited from it.
-
-    Settings the engine does not name (bad words, suppressed tokens, forced tokens,
-    sequence bias) then take ``transformers``' neutral defaults.
-    """
-    from transformers import GenerationConfig
-
-    holder = model.get_base_model() if hasattr(model, "get_base_model") else model
-    saved = getattr(holder, "generation_config", None)
-    holder.generation_config = GenerationConfig()
-    try:
-        yield
-    finally:
-        holder.generation_config = saved
-
-
 class TransformersEngine:
-    """Sampling with ``transformers``' ``generate`` on the policy model itself.
+    """Sampling from a ``transformers`` model itself, each prompt prefilled once per group (:mod:`rlvr.sampler`).
 
     The engine holds the very model the trainer updates, so :meth:`sync_weights`
     has nothing to copy (it checks that it is given that model).
@@ -208,7 +171,7 @@ class TransformersEngine:
 
     @torch.no_grad()
     def generate(self, prompts: Sequence[Any], params: SamplingParams) -> Rollouts:
-        """Sample ``params.n`` completions per prompt with the model's ``generate``.
+        """Sample ``params.n`` completions per prompt (:func:`rlvr.sampler.sample_tokens`).
 
         Prompts are rendered (with the chat template when enabled) and left-padded.
         The sampler log-probs come from the processed scores (after temperature,
@@ -224,51 +187,45 @@ class TransformersEngine:
         Raises:
             ValueError: a rendered prompt is longer than ``max_prompt_tokens``.
         """
-        from transformers import GenerationConfig
-
         tok = self.tokenizer
         texts = [render_prompt(tok, p, self.chat_template) for p in prompts]
         prompt_ids, prompt_mask = encode_prompts(tok, texts)  # [B, P], left-padded
         if prompt_ids.shape[1] > self.max_prompt_tokens:
             raise ValueError(f"a prompt has {prompt_ids.shape[1]} tokens > max_prompt_tokens={self.max_prompt_tokens}")
         device = next(self.model.parameters()).device
-        config = GenerationConfig(
-            do_sample=not params.greedy,
-            **(
-                {}
-                if params.greedy
-                else {"temperature": params.temperature, "top_p": params.top_p, "top_k": params.top_k}
-            ),
-            max_new_tokens=params.max_new_tokens,
-            num_return_sequences=params.n,
-            pad_token_id=tok.pad_token_id,
-            eos_token_id=tok.eos_token_id,
-            stop_strings=list(params.stop) or None,
-            output_scores=True,
-            return_dict_in_generate=True,
-            **_NEUTRAL,
-        )
+        eos_ids = tok.eos_token_id if isinstance(tok.eos_token_id, list) else [tok.eos_token_id]
+        stopped = None
+        if params.stop:
+
+            def stopped(row: list[int]) -> bool:
+                text = tok.decode(row, skip_special_tokens=True)
+                return any(s in text for s in params.stop)
+
         was_training = self.model.training
         self.model.eval()
         try:
             # A seeded call leaves the global RNG as it found it; an unseeded one draws from it.
             seeded = torch.random.fork_rng(devices=[]) if params.seed is not None else contextlib.nullcontext()
-            with _own_generation_config(self.model), seeded, autocast(self.model, self.autocast):
+            with seeded, autocast(self.model, self.autocast):
                 if params.seed is not None:
                     torch.manual_seed(params.seed)
-                out = self.model.generate(
-                    input_ids=prompt_ids.to(device),
-                    attention_mask=prompt_mask.to(device),
-                    generation_config=config,
-                    tokenizer=tok if params.stop else None,
-                )
+                completion_ids, logprobs = sample_tokens(
+                    self.model,
+                    prompt_ids.to(device),
+                    prompt_mask.to(device),
+                    n=params.n,
+                    max_new_tokens=params.max_new_tokens,
+                    eos_ids=eos_ids,
+                    pad_id=tok.pad_token_id,
+                    temperature=params.temperature,
+                    top_k=params.top_k,
+                    top_p=params.top_p,
+                    greedy=params.greedy,
+                    stopped=stopped,
+                )  # [N, T]
         finally:
             self.model.train(was_training)
 
-        prompt_len = prompt_ids.shape[1]
-        completion_ids = out.sequences[:, prompt_len:]  # [N, T]
-        scores = torch.stack(out.scores, dim=1).float()  # [N, T, V], after temperature / top-p
-        logprobs = torch.log_softmax(scores, dim=-1).gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
         lengths, reasons, decoded = self._finish(completion_ids, params)
         mask = (torch.arange(completion_ids.shape[1], device=device)[None, :] < lengths[:, None]).long()
         completion_ids = torch.where(mask.bool(), completion_ids, torch.full_like(completion_ids, tok.pad_token_id))

@@ -19,7 +19,8 @@ RANK = {CORE: 0, MODEL: 1, AGENTS: 2, PREFERENCE: 2, TRAINER: 3}
 WINGS = {
     CORE: ["rlvr", "rlvr.types", "rlvr.rewards", "rlvr.registry", "rlvr.core", "rlvr.batched", "rlvr.spaces",
            "rlvr.testing", "rlvr.execution", "rlvr.envs", "rlvr.verifiers"],
-    MODEL: ["rlvr.models", "rlvr.tokens", "rlvr.precision", "rlvr.policy", "rlvr.rollout", "rlvr.vllm_engine",
+    MODEL: ["rlvr.models", "rlvr.tokens", "rlvr.precision", "rlvr.prefix", "rlvr.sampler", "rlvr.policy",
+            "rlvr.rollout", "rlvr.vllm_engine",
             "rlvr.evaluation"],
     AGENTS: ["rlvr.agents"],
     PREFERENCE: ["rlvr.preference"],

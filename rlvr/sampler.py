@@ -1,0 +1,117 @@
+"""Token-by-token sampling over a key/value cache, each prompt prefilled once for its whole group.
+
+This replaces ``transformers``' ``generate`` in the ``transformers`` rollout
+engine for three reasons, each measured or tested:
+
+- **The prompt is computed once per group** (:func:`rlvr.prefix.prefill`): with
+  8 samples of a 98-token prompt, ``generate`` prefills 8 copies.
+- **Finished rows leave the batch**, so a long straggler does not keep paying for
+  the rows that stopped early.
+- **Nothing is inherited.** The only processing is temperature, top-k and top-p,
+  applied here in that order; no setting comes from a model's generation config.
+
+The log-probs returned are those of the distribution each token was drawn
+from (after temperature, top-k and top-p); with greedy decoding, of the
+unscaled distribution.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from rlvr.prefix import prefill
+from rlvr.tokens import position_ids
+
+__all__ = ["process_logits", "sample_tokens"]
+
+
+def process_logits(logits: Tensor, temperature: float, top_k: int = 0, top_p: float = 1.0) -> Tensor:
+    """Scores ``[N, V]`` of the sampling distribution: logits / temperature, then top-k, then top-p (-inf outside)."""
+    scores = logits.float() / temperature
+    if 0 < top_k < scores.shape[-1]:
+        kth = torch.topk(scores, top_k, dim=-1).values[:, -1:]  # [N, 1]
+        scores = scores.masked_fill(scores < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_scores, order = torch.sort(scores, dim=-1, descending=True)
+        mass_before = torch.softmax(sorted_scores, dim=-1).cumsum(-1) - torch.softmax(sorted_scores, dim=-1)
+        drop = mass_before >= top_p  # the token that crosses top_p is kept, so one token always is
+        scores = scores.masked_fill(torch.zeros_like(drop).scatter(-1, order, drop), float("-inf"))
+    return scores
+
+
+@torch.no_grad()
+def sample_tokens(
+    model: nn.Module,
+    prompt_ids: Tensor,
+    prompt_mask: Tensor,
+    *,
+    n: int,
+    max_new_tokens: int,
+    eos_ids: Sequence[int],
+    pad_id: int,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    greedy: bool = False,
+    stopped: Callable[[list[int]], bool] | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Sample ``n`` completions per prompt: ``(tokens [B*n, T], logprobs [B*n, T])``, rows grouped by prompt.
+
+    A row finishes after an EOS token or when ``stopped`` (given its tokens so far)
+    says so; its later columns hold ``pad_id`` and log-prob 0. T is the longest
+    row, at most ``max_new_tokens``. Random draws come from torch's global RNG.
+
+    Args:
+        model: a ``transformers`` causal LM in eval mode.
+        prompt_ids: ``[B, P]``, left-padded.
+        prompt_mask: ``[B, P]``, 1 on real tokens.
+        n: samples per prompt.
+        max_new_tokens: the length limit.
+        eos_ids: tokens that end a row (kept in it).
+        pad_id: what fills a row after it ends.
+        temperature: divides the logits (:func:`process_logits`).
+        top_k: keep the k most likely tokens (0: all).
+        top_p: keep the smallest set of tokens holding this much probability (1: all).
+        greedy: take the most likely token instead of sampling.
+        stopped: called with a row's tokens after each new token; True ends the row
+            (for stop strings). None: only EOS and the limit end rows.
+    """
+    device = prompt_ids.device
+    rows = prompt_ids.shape[0] * n
+    repeats = torch.full((prompt_ids.shape[0],), n, device=device)
+    cache, logits = prefill(model, prompt_ids, prompt_mask, repeats)  # logits [N, V]
+    mask = prompt_mask.repeat_interleave(n, dim=0)  # [N, P + t], grows by a column a step
+    next_pos = position_ids(prompt_mask)[:, -1:].repeat_interleave(n, dim=0) + 1  # [N, 1]
+    eos = torch.tensor(list(eos_ids), device=device)
+    tokens = torch.full((rows, max_new_tokens), pad_id, dtype=torch.long, device=device)
+    logprobs = torch.zeros(rows, max_new_tokens, device=device)
+    active = torch.arange(rows, device=device)  # rows still generating, in cache order
+    steps = 0
+    for t in range(max_new_tokens):
+        if greedy:
+            log_dist = torch.log_softmax(logits.float(), dim=-1)  # [A, V]
+            chosen = log_dist.argmax(dim=-1)
+        else:
+            log_dist = torch.log_softmax(process_logits(logits, temperature, top_k, top_p), dim=-1)
+            chosen = torch.multinomial(log_dist.exp(), 1).squeeze(1)  # [A]
+        tokens[active, t] = chosen
+        logprobs[active, t] = log_dist.gather(-1, chosen[:, None]).squeeze(1)
+        steps = t + 1
+        done = torch.isin(chosen, eos)  # [A]
+        if stopped is not None:
+            done |= torch.tensor([stopped(tokens[i, : t + 1].tolist()) for i in active.tolist()], device=device)
+        if t + 1 == max_new_tokens or bool(done.all()):
+            break
+        if bool(done.any()):
+            keep = (~done).nonzero().squeeze(1)  # [A']
+            cache.batch_select_indices(keep)
+            active, chosen, mask, next_pos = active[keep], chosen[keep], mask[keep], next_pos[keep]
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        logits = model(
+            input_ids=chosen[:, None], attention_mask=mask, position_ids=next_pos, past_key_values=cache, use_cache=True
+        ).logits[:, -1]
+        next_pos = next_pos + 1
+    return tokens[:, :steps], logprobs[:, :steps]

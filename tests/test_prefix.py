@@ -1,0 +1,114 @@
+"""The shared prompt prefix (rlvr.prefix) and the cache sampler (rlvr.sampler) against plain full passes."""
+
+import math
+
+import torch
+from toymodels import char_tokenizer, tiny_llama, wide_tokenizer
+
+from rlvr.policy import Policy
+from rlvr.prefix import prompt_runs
+from rlvr.sampler import process_logits, sample_tokens
+from rlvr.tokens import encode_prompts
+
+
+def test_prompt_runs_merges_only_consecutive_equal_rows():
+    ids = torch.tensor([[0, 1], [0, 1], [2, 3], [0, 1], [0, 1], [0, 1]])
+    mask = torch.ones_like(ids)
+    assert prompt_runs(ids, mask).tolist() == [2, 1, 3]
+    mask[1, 0] = 0  # same ids, another mask: another prompt
+    assert prompt_runs(ids, mask).tolist() == [1, 1, 1, 3]
+    assert prompt_runs(ids[:0], mask[:0]).tolist() == []
+
+
+def _batch(tok):
+    """Two left-padded prompts x 3 rows, right-padded completions of lengths 1 to 5."""
+    prompt_ids, prompt_mask = encode_prompts(tok, ["abcd", "fg"])  # [2, 4]
+    prompt_ids, prompt_mask = prompt_ids.repeat_interleave(3, 0), prompt_mask.repeat_interleave(3, 0)
+    gen = torch.Generator().manual_seed(0)
+    completion = torch.randint(3, 14, (6, 5), generator=gen)
+    lengths = torch.tensor([5, 1, 3, 2, 5, 4])
+    completion_mask = (torch.arange(5)[None] < lengths[:, None]).long()
+    completion = torch.where(completion_mask.bool(), completion, torch.full_like(completion, tok.pad_token_id))
+    return torch.cat([prompt_ids, completion], 1), torch.cat([prompt_mask, completion_mask], 1), completion_mask
+
+
+def test_shared_prompt_pass_equals_the_full_pass_in_values_and_gradients():
+    tok = char_tokenizer()
+    ids, att, cmask = _batch(tok)
+    results = []
+    for share in (True, False):
+        model = tiny_llama(len(tok), seed=4)
+        policy = Policy(model, temperature=0.7, share_prompts=share)
+        assert policy._share_prompts(ids[:, :4], att[:, :4], 5) is share
+        logp, entropy = policy(ids, att, prompt_len=4, with_entropy=True)
+        (logp * cmask).sum().backward()
+        results.append((logp * cmask, entropy * cmask, [p.grad.clone() for p in model.parameters()]))
+    (lp_a, ent_a, grads_a), (lp_b, ent_b, grads_b) = results
+    torch.testing.assert_close(lp_a, lp_b, atol=1e-5, rtol=0)
+    torch.testing.assert_close(ent_a, ent_b, atol=1e-5, rtol=0)
+    assert len(grads_a) == len(grads_b) > 0
+    for ga, gb in zip(grads_a, grads_b, strict=True):
+        torch.testing.assert_close(ga, gb, atol=1e-5, rtol=1e-4)
+    assert any(float(g.abs().max()) > 1e-3 for g in grads_a)  # gradients reach the weights through the shared cache
+
+
+def test_distinct_prompts_take_the_plain_pass():
+    tok = char_tokenizer()
+    ids, att, _ = _batch(tok)
+    policy = Policy(tiny_llama(len(tok)), share_prompts=True)
+    assert not policy._share_prompts(ids[::3, :4], att[::3, :4], 5)  # one row per prompt: nothing to share
+    assert policy._share_prompts(ids[:, :4], att[:, :4], 5)
+
+
+def test_process_logits_top_k_and_top_p_by_hand():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.2]]))
+    assert torch.isinf(process_logits(logits, 1.0, top_k=2)).tolist() == [[False, False, True]]
+    assert torch.isinf(process_logits(logits, 1.0, top_p=0.6)).tolist() == [[False, False, True]]
+    assert torch.isinf(process_logits(logits, 1.0, top_p=0.5)).tolist() == [[False, True, True]]
+    assert torch.isinf(process_logits(logits, 1.0, top_p=0.81)).tolist() == [[False, False, False]]
+    scaled = process_logits(logits, 2.0)
+    torch.testing.assert_close(scaled, logits / 2.0)
+    assert math.isclose(float(torch.softmax(process_logits(logits, 1.0, top_k=1), -1)[0, 0]), 1.0)
+
+
+def test_rows_that_finish_early_leave_the_batch_without_disturbing_the_others():
+    """Several end tokens make rows stop at different steps; every row's log-probs must still be the policy's."""
+    tok = wide_tokenizer()
+    model = tiny_llama(len(tok), seed=7, hidden=64).eval()
+    prompt_ids, prompt_mask = encode_prompts(tok, ["abc", "hijk"])
+    ends = list(range(3, 60))  # about a fifth of the vocabulary ends a row
+    torch.manual_seed(1)
+    tokens, logprobs = sample_tokens(
+        model, prompt_ids, prompt_mask, n=6, max_new_tokens=10, eos_ids=ends, pad_id=tok.pad_token_id
+    )
+    ended = torch.isin(tokens, torch.tensor(ends))
+    lengths = torch.where(ended.any(1), ended.int().argmax(1) + 1, torch.full((12,), tokens.shape[1]))
+    assert len(set(lengths.tolist())) >= 3, "rows should end at different steps"
+    mask = (torch.arange(tokens.shape[1])[None] < lengths[:, None]).long()
+    assert (tokens[mask == 0] == tok.pad_token_id).all() and (logprobs[mask == 0] == 0).all()
+    full_ids = torch.cat([prompt_ids.repeat_interleave(6, 0), tokens], 1)
+    full_mask = torch.cat([prompt_mask.repeat_interleave(6, 0), mask], 1)
+    policy_logp = Policy(model, share_prompts=False).logprobs(full_ids, full_mask, prompt_ids.shape[1])
+    gap = (policy_logp - logprobs).abs()[mask.bool()]
+    assert float(gap.max()) < 1e-4, float(gap.max())
+
+
+def test_greedy_follows_the_argmax_of_the_full_pass():
+    tok = wide_tokenizer()
+    model = tiny_llama(len(tok), seed=5, hidden=64).eval()
+    prompt_ids, prompt_mask = encode_prompts(tok, ["abc", "hijk"])
+    tokens, _ = sample_tokens(
+        model, prompt_ids, prompt_mask, n=2, max_new_tokens=6, eos_ids=[-1], pad_id=tok.pad_token_id, greedy=True
+    )
+    assert tokens.shape == (4, 6)
+    assert torch.equal(tokens[0], tokens[1]) and torch.equal(tokens[2], tokens[3])
+    for row in (0, 2):
+        ids, mask = prompt_ids[row // 2 : row // 2 + 1], prompt_mask[row // 2 : row // 2 + 1]
+        for t in range(6):
+            with torch.no_grad():
+                logits = model(
+                    input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0)
+                ).logits
+            nxt = logits[0, -1].argmax()
+            assert int(nxt) == int(tokens[row, t])
+            ids, mask = torch.cat([ids, nxt.view(1, 1)], 1), torch.cat([mask, torch.ones(1, 1, dtype=mask.dtype)], 1)
