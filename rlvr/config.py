@@ -259,15 +259,29 @@ class LogConfig:
         samples_every: write completions with their reward breakdown every N steps.
         progress: the live display.
         plots: write PNG plots of the metrics when the run ends.
+        report_to: experiment trackers that get the metrics, the configuration and the
+            samples too: "tensorboard" (event files in run_dir/tensorboard) and/or
+            "wandb" (offline in run_dir/wandb unless WANDB_MODE is set); empty: none.
+            Each needs its extra (pip install 'rlvr[tensorboard]'), checked before the
+            model loads (docs/integrations.md).
     """
 
     run_dir: str | None = None
     samples_every: int = 10
     progress: bool = True
     plots: bool = True
+    report_to: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        from rlvr.trackers import TRACKERS
+
         _require(self.samples_every >= 0, "log.samples_every", ">= 0 (0: never)", self.samples_every)
+        _require(
+            all(t in TRACKERS for t in self.report_to) and len(set(self.report_to)) == len(self.report_to),
+            "log.report_to",
+            f"distinct names among {list(TRACKERS)}",
+            list(self.report_to),
+        )
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,9 @@ Files in the run folder:
     metrics.jsonl     one JSON object per step (and per evaluation), keys in docs/metrics.md
     samples.jsonl     completions with their reward breakdown, every ``samples_every`` steps
     errors.jsonl      verifier crashes, with the problem id
+
+Experiment trackers (``log.report_to``, :mod:`rlvr.trackers`) get the same
+metrics and samples; their files also go in the run folder.
 """
 
 from __future__ import annotations
@@ -13,8 +16,12 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rlvr.trackers import Tracker
 
 __all__ = ["RunLog", "read_metrics"]
 
@@ -27,10 +34,21 @@ class RunLog:
         total_steps: the progress bar's total.
         progress: show a live progress bar (with ``rich``); otherwise messages are printed.
         start_step: steps already done (a resumed run starts its bar there).
+        trackers: experiment trackers (:func:`rlvr.trackers.open_trackers`) that get
+            every metric and sample too; the run log closes them.
     """
 
-    def __init__(self, run_dir: Path, *, total_steps: int, progress: bool = True, start_step: int = 0) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        total_steps: int,
+        progress: bool = True,
+        start_step: int = 0,
+        trackers: Sequence[Tracker] = (),
+    ) -> None:
         self.run_dir = run_dir
+        self.trackers = list(trackers)
         self.metrics_file = (run_dir / "metrics.jsonl").open("a")
         self.samples_file = (run_dir / "samples.jsonl").open("a")
         self.errors_file = (run_dir / "errors.jsonl").open("a")
@@ -54,6 +72,8 @@ class RunLog:
         record = {"step": step, "time": time.time(), **{k: _clean(v) for k, v in metrics.items()}}
         self.metrics_file.write(json.dumps(record) + "\n")
         self.metrics_file.flush()
+        for tracker in self.trackers:
+            tracker.log_metrics(step, metrics)
         if self.progress is not None and "reward_mean" in metrics:
             status = (
                 f"reward {metrics.get('reward_mean', math.nan):.3f}  kl {metrics.get('kl_ref', math.nan):.4f}  "
@@ -73,6 +93,8 @@ class RunLog:
         for row in rows:
             self.samples_file.write(json.dumps({"step": step, **row}, default=str) + "\n")
         self.samples_file.flush()
+        for tracker in self.trackers:
+            tracker.log_samples(step, rows)
 
     def errors(self, step: int, rows: list[dict[str, Any]]) -> None:
         """Append verifier errors to errors.jsonl and show each one.
@@ -85,11 +107,13 @@ class RunLog:
         self.errors_file.flush()
 
     def close(self) -> None:
-        """Stop the display and close the files."""
+        """Stop the display, close the files and finish the trackers."""
         if self.progress is not None:
             self.progress.stop()
         for f in (self.metrics_file, self.samples_file, self.errors_file):
             f.close()
+        for tracker in self.trackers:
+            tracker.close()
 
 
 def _clean(value: Any) -> Any:

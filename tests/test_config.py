@@ -115,3 +115,18 @@ def test_an_invalid_value_stops_rlvr_train_before_any_work(tmp_path, capsys):
     code = main(["train", "rollout.group_size=0", f"log.run_dir={run_dir}"])
     assert code != 0 and not run_dir.exists()
     assert "rollout.group_size" in capsys.readouterr().err
+
+
+def test_report_to_names_known_trackers_and_round_trips(tmp_path):
+    assert load_config(None, []).log.report_to == ()
+    cfg = load_config(None, ["log.report_to=[tensorboard, wandb]"])
+    assert cfg.log.report_to == ("tensorboard", "wandb")
+    path = tmp_path / "config.yaml"
+    path.write_text(to_yaml(cfg))
+    assert load_config(path) == cfg
+
+
+@pytest.mark.parametrize("value", ["[mlflow]", "[tensorboard, tensorboard]", "[TensorBoard]"])
+def test_report_to_rejects_unknown_or_repeated_trackers_naming_the_key(value):
+    with pytest.raises(ConfigError, match=r"log\.report_to must be distinct names among \['tensorboard', 'wandb'\]"):
+        load_config(None, [f"log.report_to={value}"])

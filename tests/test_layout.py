@@ -18,13 +18,13 @@ CORE, MODEL, AGENTS, PREFERENCE, TRAINER = "core", "model", "agents", "preferenc
 RANK = {CORE: 0, MODEL: 1, AGENTS: 2, PREFERENCE: 2, TRAINER: 3}
 WINGS = {
     CORE: ["rlvr", "rlvr.types", "rlvr.rewards", "rlvr.registry", "rlvr.core", "rlvr.batched", "rlvr.spaces",
-           "rlvr.testing", "rlvr.execution", "rlvr.envs", "rlvr.verifiers"],
+           "rlvr.testing", "rlvr.execution", "rlvr.envs", "rlvr.verifiers", "rlvr.integrations"],
     MODEL: ["rlvr.models", "rlvr.tokens", "rlvr.precision", "rlvr.prefix", "rlvr.sampler", "rlvr.policy",
             "rlvr.rollout", "rlvr.vllm_engine",
             "rlvr.evaluation"],
     AGENTS: ["rlvr.agents"],
     PREFERENCE: ["rlvr.preference"],
-    TRAINER: ["rlvr.config", "rlvr.train", "rlvr.checkpoint", "rlvr.runlog", "rlvr.plots", "rlvr.cli", "rlvr.__main__"],
+    TRAINER: ["rlvr.config", "rlvr.trackers", "rlvr.train", "rlvr.checkpoint", "rlvr.runlog", "rlvr.plots", "rlvr.cli", "rlvr.__main__"],
 }  # fmt: skip
 SOURCES = {"rlvr": ROOT / "rlvr", "rlvr.envs": ROOT / "envs", "rlvr.verifiers": ROOT / "verifiers"}
 
