@@ -42,6 +42,21 @@ def process_logits(logits: Tensor, temperature: float, top_k: int = 0, top_p: fl
     return scores
 
 
+def _draw(probs: Tensor) -> Tensor:
+    """One token per row ``[A]`` from ``probs`` ``[A, V]``, by inverting the cumulative distribution.
+
+    ``torch.multinomial`` draws an exponential variate for every vocabulary entry
+    (35 ms a step for 32 rows of 49k tokens on a 2-core CPU, a tenth of the
+    sampling time); one uniform per row and a binary search need a cumulative sum.
+    """
+    cdf = probs.cumsum(dim=-1)  # [A, V]
+    u = torch.rand(probs.shape[0], 1, device=probs.device, dtype=cdf.dtype) * cdf[:, -1:]
+    chosen = torch.searchsorted(cdf, u, right=True).squeeze(1)
+    # Rounding can put u at the very top; the last token with mass is the answer then.
+    last = probs.shape[1] - 1 - (probs > 0).flip(-1).int().argmax(-1)
+    return torch.minimum(chosen, last)
+
+
 @torch.no_grad()
 def sample_tokens(
     model: nn.Module,
@@ -96,7 +111,7 @@ def sample_tokens(
             chosen = log_dist.argmax(dim=-1)
         else:
             log_dist = torch.log_softmax(process_logits(logits, temperature, top_k, top_p), dim=-1)
-            chosen = torch.multinomial(log_dist.exp(), 1).squeeze(1)  # [A]
+            chosen = _draw(log_dist.exp())  # [A]
         tokens[active, t] = chosen
         logprobs[active, t] = log_dist.gather(-1, chosen[:, None]).squeeze(1)
         steps = t + 1

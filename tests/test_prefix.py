@@ -112,3 +112,14 @@ def test_greedy_follows_the_argmax_of_the_full_pass():
             nxt = logits[0, -1].argmax()
             assert int(nxt) == int(tokens[row, t])
             ids, mask = torch.cat([ids, nxt.view(1, 1)], 1), torch.cat([mask, torch.ones(1, 1, dtype=mask.dtype)], 1)
+
+
+def test_draws_follow_the_distribution_and_never_pick_a_zero():
+    from rlvr.sampler import _draw
+
+    torch.manual_seed(0)
+    probs = torch.tensor([[0.0, 0.5, 0.0, 0.3, 0.2, 0.0]]).expand(40000, 6)
+    counts = torch.bincount(_draw(probs), minlength=6).float() / 40000
+    assert counts[[0, 2, 5]].sum() == 0
+    torch.testing.assert_close(counts, probs[0], atol=0.01, rtol=0)
+    assert _draw(torch.tensor([[0.0, 1.0, 0.0]])).tolist() == [1]
