@@ -7,9 +7,10 @@ that a busy machine slows them alike. Quote the ratios to the first variant.
 
     python benchmarks/update_cost.py --rounds 3
 
-Variants: the default (full fine-tuning, a frozen reference copy, beta 0.04);
-LoRA r=32 (the reference is the model with its adapters off); no reference
-(beta 0); half the rows (the update after dropping half the groups, which is
+Variants: the default (full fine-tuning, a frozen reference copy, beta 0.04,
+each prompt computed once for its group's rows); every row's prompt computed
+(the plain full pass, as before the shared prefix); LoRA r=32 (the reference is
+the model with its adapters off); no reference (beta 0); half the rows (the update after dropping half the groups, which is
 what groups without signal cost once they are skipped); and a prompt without
 SmolLM2's default system message.
 """
@@ -52,12 +53,15 @@ def variant(name: str, base: torch.nn.Module) -> GRPO:
     mixed = pick_autocast("auto")
     model = copy.deepcopy(base)
     reference = None
+    share = name != "prompt per row"
     beta = 0.0 if name == "no reference" else 0.04
     if name == "LoRA r=32":
         model = add_lora(model, r=32, alpha=64)
     elif beta > 0:
-        reference = Policy(copy.deepcopy(base).eval().requires_grad_(False), temperature=0.5, autocast=mixed)
-    policy = Policy(model, temperature=0.5, autocast=mixed)
+        reference = Policy(
+            copy.deepcopy(base).eval().requires_grad_(False), temperature=0.5, autocast=mixed, share_prompts=share
+        )
+    policy = Policy(model, temperature=0.5, autocast=mixed, share_prompts=share)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-6, fused=True)
     return GRPO(policy, optimizer, GRPOConfig(beta=beta), reference)
@@ -73,9 +77,16 @@ def main() -> None:
     full = batch(base, tokenizer, None)
     short = batch(base, tokenizer, "")
     half = full.rows(torch.arange(16))
-    names = ["default", "LoRA r=32", "no reference", "half the rows", "no system prompt"]
+    names = ["default", "prompt per row", "LoRA r=32", "no reference", "half the rows", "no system prompt"]
     agents = {n: variant(n, base) for n in names}
-    data = {"default": full, "LoRA r=32": full, "no reference": full, "half the rows": half, "no system prompt": short}
+    data = {
+        "default": full,
+        "prompt per row": full,
+        "LoRA r=32": full,
+        "no reference": full,
+        "half the rows": half,
+        "no system prompt": short,
+    }
     print(
         f"tokens per row: {full.input_ids.shape[1]} (default), {short.input_ids.shape[1]} (no system prompt)",
         flush=True,

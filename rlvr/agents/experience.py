@@ -150,7 +150,13 @@ def minibatches(n: int, size: int | None, generator: torch.Generator | None = No
 
 
 def micro_batches(index: Tensor, size: int) -> Iterator[Tensor]:
-    """Consecutive chunks of ``index`` of at most ``size`` rows, one forward/backward each."""
+    """Chunks of at most ``size`` rows of ``index``, one forward/backward each, rows in ascending order.
+
+    A minibatch's gradient is a sum over its rows, so their order is free; sorted,
+    the rows of one group sit next to each other and the policy computes their
+    shared prompt once (:mod:`rlvr.prefix`) instead of once per row.
+    """
+    index = index.sort().values
     for i in range(0, len(index), size):
         yield index[i : i + size]
 

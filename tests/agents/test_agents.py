@@ -444,3 +444,14 @@ def test_gdpo_needs_the_components_and_judges_signal_per_component():
     with pytest.raises(ValueError, match=r"\['b'\], not components of this reward: a, j"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         misnamed.update(exp)
+
+
+def test_micro_batches_keep_a_groups_rows_together():
+    from rlvr.agents.experience import micro_batches, minibatches
+
+    (mb,) = minibatches(16, None, torch.Generator().manual_seed(0))
+    assert mb.tolist() != list(range(16))  # the minibatch itself is shuffled
+    chunks = [c.tolist() for c in micro_batches(mb, 8)]
+    assert chunks == [list(range(8)), list(range(8, 16))]  # a group of 8 shares one prompt pass
+    halves = minibatches(16, 8, torch.Generator().manual_seed(1))
+    assert sorted(sum((c.tolist() for h in halves for c in micro_batches(h, 3)), [])) == list(range(16))
