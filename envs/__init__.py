@@ -32,6 +32,10 @@ _BUILTINS = {
         "rlvr.envs.instructions:IFEvalEnv",
         "IFEval-format instruction prompts (hub, or data_files=local.jsonl)",
     ),
+    "rlvr/IFBench-v0": (
+        "rlvr.envs.ifbench:IFBenchEnv",
+        "a writing task plus one of IFBench's out-of-distribution constraints, generated from a seed",
+    ),
     "rlvr/GSM8K-v0": (
         "rlvr.envs.math_datasets:GSM8KEnv",
         "GSM8K word problems (hub, or data_files=local.jsonl); answer in \\boxed{}",

@@ -25,7 +25,11 @@ _BUILTINS = {
     ),
     "instructions": (
         "rlvr.verifiers.instructions:InstructionFollowing",
-        "instruction following: every (strict) or the fraction (loose) of the problem's constraints",
+        "instruction following (IFEval's 25 constraints): strict, loose (IFEval's variants) or fraction",
+    ),
+    "ifbench": (
+        "rlvr.verifiers.ifbench:IFBenchFollowing",
+        "instruction following (IFBench's out-of-distribution constraints, and IFEval's)",
     ),
     "reward-model": (
         "rlvr.preference.reward_verifier:RewardModelVerifier",

@@ -1,295 +1,231 @@
-r"""Verifiable instruction following: constraint rules and the verifier that combines them.
+"""Verifiable instruction following: IFEval's 25 constraints and the verifier that combines them.
 
-Each constraint is a small rule ``check(text, **kwargs) -> (holds, detail)``,
-named with IFEval's ids (``keywords:existence``...) so IFEval-style prompt sets
-load unchanged. :data:`CONSTRAINTS` lists them with their parameters and one
-passing and one failing example each (the table in ``docs/instructions.md``
-and the tests use the same examples).
+Each constraint is named with IFEval's id (``keywords:existence``...) and takes
+IFEval's arguments, so IFEval-format prompt sets load unchanged. :data:`CONSTRAINTS`
+lists them with their parameters and one passing and one failing example each
+(the table in ``docs/instructions.md`` and the tests use the same examples).
 
-Counting rules, stated once:
+Two rule sets:
 
-* words are runs of letters, digits, apostrophes and hyphens (``\w[\w'-]*``);
-* sentences end at ``.``, ``!`` or ``?`` followed by whitespace or the end;
-* paragraphs are separated by a line holding only ``***`` (IFEval's rule);
-* keyword rules (existence, forbidden, frequency) read the prose only: text
-  inside fenced code blocks does not count, so a keyword stuffed into a code
-  block does not satisfy, and a forbidden word quoted in code does not break, them;
-* keyword matching is case-insensitive and on whole words.
+* ``rules="ifeval"`` (default): the reference checker's rules (google-research
+  ``instruction_following_eval``; lm-eval's ``ifeval`` task), rule by rule, in
+  :mod:`rlvr.verifiers.instructions_rules`. Its known deviations are listed there.
+* ``rules="hardened"``: stricter where the reference lets a wrong response pass
+  (fail-open language detection, ``**`` taken for a bullet, a bare number taken for
+  JSON...); :data:`~rlvr.verifiers.instructions_rules.HARDENED_DIFFERENCES` lists
+  every difference. Better for training, where the policy looks for such holes.
 
-Relations: ``"at least"``, ``"at most"``, ``"exactly"`` and IFEval's ``"less than"``.
+Arguments are validated when a check is built (:func:`build_check`): a negative
+count, an unknown relation or language, a missing or unknown argument is a
+``ValueError`` that names the argument, never a check that silently holds. The
+reference instead replaces some bad arguments by random ones.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from rlvr.types import Problem, Verdict
+from rlvr.verifiers import instructions_rules as R
+from rlvr.verifiers.instructions_table import CONSTRAINT_TABLE
+from rlvr.verifiers.instructions_text import LANGUAGE_CODES, RELATIONS
 
-__all__ = ["CONSTRAINTS", "Constraint", "InstructionFollowing", "check_constraint"]
+__all__ = [
+    "CONSTRAINTS",
+    "MODES",
+    "RULE_SETS",
+    "Constraint",
+    "InstructionFollowing",
+    "build_check",
+    "check_constraint",
+    "loose_variants",
+    "validate_kwargs",
+]
 
-_WORD = re.compile(r"\w[\w'-]*", re.UNICODE)
-_SENTENCE_END = re.compile(r"[.!?]+(?=\s|$)")
-_FENCE = re.compile(r"```.*?(```|$)", re.DOTALL)
-RELATIONS = ("at least", "at most", "exactly", "less than")
-
-
-def _compare(count: int, relation: str, target: int) -> bool:
-    if relation == "at least":
-        return count >= target
-    if relation == "at most":
-        return count <= target
-    if relation == "exactly":
-        return count == target
-    if relation == "less than":
-        return count < target
-    raise ValueError(f"relation must be one of {RELATIONS}, got {relation!r}")
-
-
-def _prose(text: str) -> str:
-    return _FENCE.sub(" ", text)
-
-
-def _count_words(text: str) -> int:
-    return len(_WORD.findall(text))
-
-
-def _word_count(text: str, num_words: int, relation: str = "at least") -> tuple[bool, str]:
-    n = _count_words(text)
-    return _compare(n, relation, num_words), f"{n} words ({relation} {num_words} asked)"
-
-
-def _sentence_count(text: str, num_sentences: int, relation: str = "at least") -> tuple[bool, str]:
-    stripped = text.strip()
-    n = len(_SENTENCE_END.findall(stripped)) + (1 if stripped and not _SENTENCE_END.search(stripped[-1:]) else 0)
-    return _compare(n, relation, num_sentences), f"{n} sentences ({relation} {num_sentences} asked)"
-
-
-def _paragraph_count(text: str, num_paragraphs: int) -> tuple[bool, str]:
-    parts = re.split(r"^\s*\*\*\*\s*$", text, flags=re.MULTILINE)
-    nonempty = [p for p in parts if p.strip()]
-    ok = len(parts) == num_paragraphs and len(nonempty) == num_paragraphs
-    return ok, f"{len(nonempty)} paragraphs separated by *** ({num_paragraphs} asked)"
-
-
-def _keyword_hits(text: str, keyword: str) -> int:
-    return len(re.findall(r"(?<!\w)" + re.escape(keyword) + r"(?!\w)", _prose(text), flags=re.IGNORECASE))
-
-
-def _existence(text: str, keywords: Sequence[str]) -> tuple[bool, str]:
-    missing = [k for k in keywords if _keyword_hits(text, k) == 0]
-    return not missing, f"missing {missing}" if missing else "all keywords present"
-
-
-def _forbidden(text: str, forbidden_words: Sequence[str]) -> tuple[bool, str]:
-    used = [w for w in forbidden_words if _keyword_hits(text, w) > 0]
-    return not used, f"uses {used}" if used else "no forbidden word"
-
-
-def _frequency(text: str, keyword: str, frequency: int, relation: str = "at least") -> tuple[bool, str]:
-    n = _keyword_hits(text, keyword)
-    return _compare(n, relation, frequency), f"{keyword!r} appears {n} times ({relation} {frequency} asked)"
-
-
-def _letter_frequency(text: str, letter: str, let_frequency: int, let_relation: str = "at least") -> tuple[bool, str]:
-    if len(letter) != 1:
-        raise ValueError(f"letter must be a single character, got {letter!r}")
-    n = text.lower().count(letter.lower())
-    return _compare(n, let_relation, let_frequency), f"{letter!r} appears {n} times ({let_relation} {let_frequency})"
-
-
-def _lowercase(text: str) -> tuple[bool, str]:
-    ok = bool(text.strip()) and text == text.lower()
-    return ok, "all lowercase" if ok else "has capital letters (or is empty)"
-
-
-def _uppercase(text: str) -> tuple[bool, str]:
-    ok = bool(text.strip()) and text == text.upper()
-    return ok, "all capitals" if ok else "has lowercase letters (or is empty)"
-
-
-def _no_comma(text: str) -> tuple[bool, str]:
-    n = text.count(",") + text.count("，")
-    return n == 0, f"{n} commas"
-
-
-def _bullets(text: str, num_bullets: int) -> tuple[bool, str]:
-    n = len(re.findall(r"^\s*[*-]\s(?!\*)", text, flags=re.MULTILINE))
-    return n == num_bullets, f"{n} bullet points ({num_bullets} asked)"
-
-
-def _highlights(text: str, num_highlights: int) -> tuple[bool, str]:
-    spans = re.findall(r"\*[^\n*]+\*", text) + re.findall(r"\*\*[^\n*]+\*\*", text)
-    n = len([s for s in spans if s.strip("* ")])
-    return n >= num_highlights, f"{n} highlighted sections (at least {num_highlights} asked)"
-
-
-def _title(text: str) -> tuple[bool, str]:
-    titles = [t for t in re.findall(r"<<([^\n]+?)>>", text) if t.strip()]
-    return bool(titles), f"title {titles[0]!r}" if titles else "no <<title>>"
-
-
-def _end_phrase(text: str, end_phrase: str) -> tuple[bool, str]:
-    ok = text.strip().endswith(end_phrase.strip())
-    return ok, "ends with the phrase" if ok else f"does not end with {end_phrase!r}"
-
-
-def _postscript(text: str, postscript_marker: str = "P.S.") -> tuple[bool, str]:
-    pattern = r"^\s*" + re.escape(postscript_marker).replace(r"\.", r"\.?\s*") + r".*\S"
-    ok = re.search(pattern, text, flags=re.MULTILINE | re.IGNORECASE) is not None
-    return ok, f"has a {postscript_marker} line" if ok else f"no line starting with {postscript_marker!r}"
-
-
-def _json(text: str, schema_keys: Sequence[str] | None = None) -> tuple[bool, str]:
-    body = text.strip()
-    fenced = re.fullmatch(r"```(?:json)?\s*\n?(.*?)\n?```", body, flags=re.DOTALL | re.IGNORECASE)
-    if fenced:
-        body = fenced.group(1).strip()
-    try:
-        value = json.loads(body)
-    except ValueError as exc:
-        return False, f"not valid JSON ({str(exc)[:80]})"
-    if schema_keys:
-        if not isinstance(value, dict):
-            return False, "JSON is not an object"
-        missing = [k for k in schema_keys if k not in value]
-        if missing:
-            return False, f"JSON object lacks keys {missing}"
-    return True, "valid JSON"
-
-
-def _quotation(text: str) -> tuple[bool, str]:
-    body = text.strip()
-    ok = len(body) > 1 and body[0] == '"' and body[-1] == '"'
-    return ok, "wrapped in double quotes" if ok else "not wrapped in double quotes"
-
-
-def _placeholders(text: str, num_placeholders: int) -> tuple[bool, str]:
-    n = len(re.findall(r"\[[^\[\]\n]+\]", text))
-    return n >= num_placeholders, f"{n} [placeholders] (at least {num_placeholders} asked)"
-
-
-def _language(text: str, language: str) -> tuple[bool, str]:
-    try:
-        from langdetect import DetectorFactory, LangDetectException, detect
-    except ImportError as exc:
-        raise ImportError("language:response_language needs langdetect: pip install 'rlvr[instructions]'") from exc
-    DetectorFactory.seed = 0  # langdetect is random unless seeded
-    try:
-        found = detect(text)
-    except LangDetectException:
-        return False, "no language detected"
-    return found == language, f"detected {found!r} ({language!r} asked)"
+MODES = ("strict", "loose", "fraction")
+RULE_SETS = ("ifeval", "hardened")
+Check = Callable[[str], tuple[bool, str]]
 
 
 @dataclass(frozen=True)
 class Constraint:
-    """A rule, what it asks in words, its parameters, and a passing and a failing example."""
+    """A rule, its stricter variant if any, its wording, its parameters, and two examples.
+
+    ``params`` maps each argument to its kind (``count``, ``positive``, ``percentage``,
+    ``relation``, ``text``, ``words``, ``letter``, ``language``, ``keys``); kinds
+    ending in ``?`` are optional. ``validate`` checks the arguments together
+    (``min_words <= max_words``...) after each is checked alone.
+    """
 
     check: Callable[..., tuple[bool, str]]
     instruction: str
-    params: str
+    params: Mapping[str, str]
     example_kwargs: Mapping[str, Any]
     passing: str
     failing: str
+    hardened: Callable[..., tuple[bool, str]] | None = field(default=None)
+    validate: Callable[[dict[str, Any]], None] | None = field(default=None)
 
 
-CONSTRAINTS: dict[str, Constraint] = {
-    "length_constraints:number_words": Constraint(
-        _word_count, "Answer with {relation} {num_words} words.", "num_words, relation",
-        {"num_words": 5, "relation": "at most"}, "Tides turn; gulls cry.", "The tide turns slowly and the gulls cry.",
-    ),
-    "length_constraints:number_sentences": Constraint(
-        _sentence_count, "Your response should contain {relation} {num_sentences} sentences.",
-        "num_sentences, relation", {"num_sentences": 2, "relation": "exactly"},
-        "The sea is calm. Boats rest.", "The sea is calm.",
-    ),
-    "length_constraints:number_paragraphs": Constraint(
-        _paragraph_count, "There should be {num_paragraphs} paragraphs, separated by the markdown divider ***.",
-        "num_paragraphs", {"num_paragraphs": 2}, "First part.\n***\nSecond part.", "First part.\n\nSecond part.",
-    ),
-    "keywords:existence": Constraint(
-        _existence, "Include the keywords {keywords} in the response.", "keywords (list)",
-        {"keywords": ["harbor", "lantern"]}, "A lantern glows by the harbor.",
-        "A lantern glows.\n```\nharbor\n```",
-    ),
-    "keywords:forbidden_words": Constraint(
-        _forbidden, "Do not include the words {forbidden_words} in the response.", "forbidden_words (list)",
-        {"forbidden_words": ["blue"]}, "The sky is grey. `print('blueprint')`", "The sky is Blue.",
-    ),
-    "keywords:frequency": Constraint(
-        _frequency, "The word {keyword} should appear {relation} {frequency} times.", "keyword, frequency, relation",
-        {"keyword": "wave", "frequency": 2, "relation": "at least"}, "Wave after wave.", "One wave, then waves.",
-    ),
-    "keywords:letter_frequency": Constraint(
-        _letter_frequency, "The letter {letter} should appear {let_relation} {let_frequency} times.",
-        "letter, let_frequency, let_relation", {"letter": "z", "let_frequency": 2, "let_relation": "at least"},
-        "Zany zebras.", "A quiet zebra.",
-    ),
-    "change_case:english_lowercase": Constraint(
-        _lowercase, "Your entire response should be in English, and in all lowercase letters.", "-", {},
-        "all quiet on the shore.", "All quiet on the shore.",
-    ),
-    "change_case:english_capital": Constraint(
-        _uppercase, "Your entire response should be in English, and in all capital letters.", "-", {},
-        "ALL QUIET ON THE SHORE.", "ALL QUIET ON THE Shore.",
-    ),
-    "punctuation:no_comma": Constraint(
-        _no_comma, "Do not use any commas in your response.", "-", {}, "Calm seas and clear skies.",
-        "Calm seas, clear skies.",
-    ),
-    "detectable_format:number_bullet_lists": Constraint(
-        _bullets, "Your answer must contain exactly {num_bullets} bullet points in markdown, such as:\n* point",
-        "num_bullets", {"num_bullets": 2}, "* sand\n* salt", "* sand\n* salt\n* sun",
-    ),
-    "detectable_format:number_highlighted_sections": Constraint(
-        _highlights, "Highlight at least {num_highlights} sections with markdown, i.e. *highlighted section*.",
-        "num_highlights", {"num_highlights": 2}, "The *tide* and the *moon*.", "The *tide* and the moon.",
-    ),
-    "detectable_format:title": Constraint(
-        _title, "Your answer must contain a title, wrapped in double angular brackets, such as <<poem of joy>>.",
-        "-", {}, "<<Sea Song>>\nWaves.", "Sea Song\nWaves.",
-    ),
-    "startend:end_checker": Constraint(
-        _end_phrase, "Finish your response with this exact phrase: {end_phrase}", "end_phrase",
-        {"end_phrase": "Is there anything else I can help with?"},
-        "Done. Is there anything else I can help with?", "Is there anything else I can help with? Done.",
-    ),
-    "detectable_content:postscript": Constraint(
-        _postscript, "At the end of your response, please explicitly add a postscript starting with {postscript_marker}",
-        "postscript_marker", {"postscript_marker": "P.S."}, "Hello.\nP.S. See you soon.", "Hello. See you soon.",
-    ),
-    "detectable_format:json_format": Constraint(
-        _json, "Entire output should be wrapped in JSON format.", "schema_keys (optional list)", {},
-        '```json\n{"sea": "calm"}\n```', "sea: calm",
-    ),
-    "startend:quotation": Constraint(
-        _quotation, "Wrap your entire response with double quotation marks.", "-", {}, '"The sea is calm."',
-        'The "sea" is calm.',
-    ),
-    "detectable_content:number_placeholders": Constraint(
-        _placeholders, "The response must contain at least {num_placeholders} placeholders in square brackets, "
-        "such as [address].", "num_placeholders", {"num_placeholders": 2}, "Meet at [place] on [date].",
-        "Meet at the pier on [date].",
-    ),
-    "language:response_language": Constraint(
-        _language, "Your ENTIRE response should be in {language_name} language, no other language is allowed.",
-        "language (ISO 639-1 code)", {"language": "de"},
-        "Das Meer ist heute ruhig und die Boote liegen still im Hafen.",
-        "The sea is calm today and the boats rest quietly in the harbor.",
-    ),
-}  # fmt: skip
+def _count(name: str, value: Any, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
 
 
-def check_constraint(text: str, constraint_id: str, kwargs: Mapping[str, Any] | None = None) -> tuple[bool, str]:
-    """Whether ``text`` satisfies one constraint, and a line that says why."""
-    if constraint_id not in CONSTRAINTS:
-        raise KeyError(f"unknown constraint {constraint_id!r}; known: {', '.join(sorted(CONSTRAINTS))}")
-    args = {k: v for k, v in (kwargs or {}).items() if v is not None and k != "language_name"}
-    return CONSTRAINTS[constraint_id].check(text, **args)
+def _text(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _words(name: str, value: Any) -> list[str]:
+    if isinstance(value, str) or not isinstance(value, Sequence) or not value:
+        raise ValueError(f"{name} must be a non-empty list of strings, got {value!r}")
+    return [_text(f"{name}[{i}]", v) for i, v in enumerate(value)]
+
+
+def _keys(name: str, value: Any) -> list[str]:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise ValueError(f"{name} must be a list of strings, got {value!r}")
+    return [_text(f"{name}[{i}]", v) for i, v in enumerate(value)]
+
+
+def _relation(name: str, value: Any) -> str:
+    if value not in RELATIONS:
+        raise ValueError(f"{name} must be one of {RELATIONS}, got {value!r}")
+    return value
+
+
+def _letter(name: str, value: Any) -> str:
+    letter = value.strip().lower() if isinstance(value, str) else value
+    if not isinstance(letter, str) or len(letter) != 1 or not "a" <= letter <= "z":
+        raise ValueError(f"{name} must be one ASCII letter, got {value!r}")
+    return letter
+
+
+def _language(name: str, value: Any) -> str:
+    if value not in LANGUAGE_CODES:
+        raise ValueError(f"{name} must be one of IFEval's language codes {sorted(LANGUAGE_CODES)}, got {value!r}")
+    return value
+
+
+def _percentage(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
+        raise ValueError(f"{name} must be a number from 0 to 100, got {value!r}")
+    return value
+
+
+_KINDS: dict[str, Callable[[str, Any], Any]] = {
+    "percentage": _percentage,
+    "count": _count,
+    "positive": partial(_count, minimum=1),
+    "text": _text,
+    "words": _words,
+    "keys": _keys,
+    "relation": _relation,
+    "letter": _letter,
+    "language": _language,
+}
+
+
+def validate_kwargs(
+    constraint_id: str, kwargs: Mapping[str, Any] | None, table: Mapping[str, Constraint] | None = None
+) -> dict[str, Any]:
+    """The arguments of one constraint, checked; ``None`` values count as absent.
+
+    Args:
+        constraint_id: the constraint's id in ``table``.
+        kwargs: its arguments.
+        table: the constraints to look the id up in (default: IFEval's, :data:`CONSTRAINTS`).
+
+    Raises:
+        KeyError: the constraint id is unknown.
+        ValueError: an argument is missing, unknown or out of range (the message names it).
+    """
+    table = CONSTRAINTS if table is None else table
+    if constraint_id not in table:
+        raise KeyError(f"unknown constraint {constraint_id!r}; known: {', '.join(sorted(table))}")
+    spec = table[constraint_id].params
+    given = {k: v for k, v in (kwargs or {}).items() if v is not None}
+    unknown = sorted(set(given) - set(spec))
+    if unknown:
+        raise ValueError(f"{constraint_id}: unknown arguments {unknown}; it takes {sorted(spec) or 'none'}")
+    out = {}
+    for name, kind in spec.items():
+        if name not in given:
+            if not kind.endswith("?"):
+                raise ValueError(f"{constraint_id}: argument {name} is required")
+            continue
+        out[name] = _KINDS[kind.rstrip("?")](name, given[name])
+    if "nth_paragraph" in out and out["nth_paragraph"] > out["num_paragraphs"]:
+        raise ValueError(
+            f"nth_paragraph must be <= num_paragraphs, got {out['nth_paragraph']} > {out['num_paragraphs']}"
+        )
+    if table[constraint_id].validate is not None:
+        table[constraint_id].validate(out)
+    return out
+
+
+def build_check(
+    constraint_id: str,
+    kwargs: Mapping[str, Any] | None = None,
+    rules: str = "ifeval",
+    table: Mapping[str, Constraint] | None = None,
+) -> Check:
+    """A function ``text -> (holds, why)`` for one constraint with validated arguments.
+
+    An empty or blank text holds no constraint, as in the reference driver.
+
+    Raises:
+        KeyError: the constraint id is unknown.
+        ValueError: bad arguments, or an unknown rule set.
+    """
+    if rules not in RULE_SETS:
+        raise ValueError(f"rules must be one of {RULE_SETS}, got {rules!r}")
+    table = CONSTRAINTS if table is None else table
+    args = validate_kwargs(constraint_id, kwargs, table)
+    constraint = table[constraint_id]
+    rule = constraint.hardened if rules == "hardened" and constraint.hardened else constraint.check
+    bound = partial(rule, **args)
+
+    def check(text: str) -> tuple[bool, str]:
+        if not text.strip():
+            return False, "empty response"
+        return bound(text)
+
+    return check
+
+
+def check_constraint(
+    text: str,
+    constraint_id: str,
+    kwargs: Mapping[str, Any] | None = None,
+    rules: str = "ifeval",
+    table: Mapping[str, Constraint] | None = None,
+) -> tuple[bool, str]:
+    """Whether ``text`` as it stands satisfies one constraint, and a line that says why."""
+    return build_check(constraint_id, kwargs, rules, table)(text)
+
+
+def loose_variants(text: str) -> list[str]:
+    """IFEval's loose variants: the text; without its first, last, or both lines; each also with ``*`` removed."""
+    lines = text.split("\n")
+    cut = [text, "\n".join(lines[1:]).strip(), "\n".join(lines[:-1]).strip(), "\n".join(lines[1:-1]).strip()]
+    return [cut[0], cut[0].replace("*", "")] + cut[1:] + [c.replace("*", "") for c in cut[1:]]
+
+
+def _loose(check: Check, variants: Sequence[str]) -> tuple[bool, str]:
+    first = None
+    for variant in variants:
+        held, why = check(variant)
+        if held:
+            return True, why if variant is variants[0] else f"loose: {why}"
+        first = first or why
+    return False, first or "empty response"
 
 
 class InstructionFollowing:
@@ -298,46 +234,72 @@ class InstructionFollowing:
     ``problem.reference`` is a list of ``{"id": constraint id, "kwargs": {...}}``.
 
     Args:
-        mode: ``"strict"`` (1 only if every constraint holds) or ``"loose"`` (the
-            fraction that holds).
-        max_chars: longer completions score 0 without checking (the regexes are
-            linear, this only bounds the cost).
+        mode: ``"strict"``: 1 only if every constraint holds on the completion as it
+            is (IFEval's strict accuracy). ``"loose"``: 1 only if every constraint
+            holds on at least one of IFEval's loose variants (:func:`loose_variants`:
+            first/last line removed, ``*`` removed), IFEval's loose accuracy.
+            ``"fraction"``: the fraction of constraints that hold strictly (partial
+            credit; not an IFEval measure).
+        rules: ``"ifeval"`` (the reference's rules) or ``"hardened"`` (stricter where
+            the reference can be gamed; see the module docstring).
+        max_chars: longer completions score 0 without checking (this bounds the cost).
 
     ``details["constraints"]`` lists each constraint, whether it held and why. An
-    unknown constraint id or bad parameters make the verdict UNSCORABLE.
+    unknown constraint id or bad arguments make the verdict UNSCORABLE.
     """
 
     name = "instructions"
 
-    def __init__(self, mode: str = "strict", max_chars: int = 200_000) -> None:
-        if mode not in ("strict", "loose"):
-            raise ValueError(f"mode must be 'strict' or 'loose', got {mode!r}")
-        self.mode, self.max_chars = mode, int(max_chars)
+    def table(self) -> Mapping[str, Constraint]:
+        """The constraints this verifier knows: IFEval's 25."""
+        return CONSTRAINTS
+
+    def __init__(self, mode: str = "strict", rules: str = "ifeval", max_chars: int = 200_000) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if rules not in RULE_SETS:
+            raise ValueError(f"rules must be one of {RULE_SETS}, got {rules!r}")
+        self.mode, self.rules, self.max_chars = mode, rules, int(max_chars)
 
     def __call__(self, completion: str, problem: Problem) -> Verdict:
         """Check ``completion`` against every constraint in ``problem.reference``.
 
         Returns:
-            A correct verdict when every constraint holds; otherwise an incorrect one
-            scored by ``mode``; unscorable for a malformed reference or constraint.
-            ``details["constraints"]`` lists each constraint's result.
+            A correct verdict when every constraint holds (in ``mode``'s sense);
+            otherwise an incorrect one, scored 0 or, in ``"fraction"`` mode, by the
+            fraction that holds; unscorable for a malformed reference or constraint.
         """
         constraints = problem.reference
         if not isinstance(constraints, Sequence) or isinstance(constraints, str) or not constraints:
             return Verdict.unscorable("the reference is not a non-empty list of constraints")
         if len(completion) > self.max_chars:
             return Verdict.incorrect(f"completion longer than {self.max_chars} characters")
-        results = []
+        checks = []
         for item in constraints:
             try:
-                held, why = check_constraint(completion, item["id"], item.get("kwargs"))
-            except (KeyError, TypeError, ValueError) as exc:
+                checks.append((item["id"], build_check(item["id"], item.get("kwargs"), self.rules, self.table())))
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 return Verdict.unscorable(f"bad constraint {item!r:.120}: {exc}")
-            results.append({"id": item["id"], "held": held, "why": why})
+        variants = loose_variants(completion) if self.mode == "loose" else [completion]
+        results = []
+        for cid, check in checks:
+            held, why = _loose(check, variants)
+            results.append({"id": cid, "held": held, "why": why})
         held = sum(r["held"] for r in results)
-        score = held / len(results) if self.mode == "loose" else float(held == len(results))
         if held == len(results):
             return Verdict.correct(constraints=results)
-        return Verdict(
-            score, "incorrect", {"reason": f"{len(results) - held} of {len(results)} not met", "constraints": results}
+        score = held / len(results) if self.mode == "fraction" else 0.0
+        reason = f"{len(results) - held} of {len(results)} not met"
+        return Verdict(score, "incorrect", {"reason": reason, "constraints": results})
+
+
+def _constraints() -> dict[str, Constraint]:
+    table = {}
+    for cid, (rule, hardened, instruction, params, kwargs, passing, failing) in CONSTRAINT_TABLE.items():
+        table[cid] = Constraint(
+            getattr(R, rule), instruction, params, kwargs, passing, failing, getattr(R, hardened) if hardened else None
         )
+    return table
+
+
+CONSTRAINTS: dict[str, Constraint] = _constraints()
