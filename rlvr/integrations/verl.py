@@ -79,7 +79,16 @@ def _instructions(options: Mapping[str, Any]) -> Verifier:
     from rlvr.rewards import WeightedSum
     from rlvr.verifiers.instructions import InstructionFollowing
 
-    return WeightedSum({"constraints": InstructionFollowing(options.get("mode", "strict"))})
+    return WeightedSum(
+        {"constraints": InstructionFollowing(options.get("mode", "strict"), options.get("rules", "ifeval"))}
+    )
+
+
+def _ifbench(options: Mapping[str, Any]) -> Verifier:
+    from rlvr.rewards import WeightedSum
+    from rlvr.verifiers.ifbench import IFBenchFollowing
+
+    return WeightedSum({"constraints": IFBenchFollowing(options.get("mode", "strict"), options.get("rules", "ifeval"))})
 
 
 def _no_options(env: BanditEnv) -> dict[str, Any]:
@@ -91,7 +100,7 @@ def _code_options(env: BanditEnv) -> dict[str, Any]:
 
 
 def _mode_options(env: BanditEnv) -> dict[str, Any]:
-    return {"mode": env.mode}
+    return {"mode": env.mode, "rules": env.rules}
 
 
 # data source -> (verl's ability, the reward from its options, the options of an environment)
@@ -104,6 +113,7 @@ BUILTINS: dict[str, tuple[str, Callable[[Mapping[str, Any]], Verifier], Callable
     "rlvr/MBPP-v0": ("code", _code_tests, _code_options),
     "rlvr/Instructions-v0": ("instructions", _instructions, _mode_options),
     "rlvr/IFEval-v0": ("instructions", _instructions, _mode_options),
+    "rlvr/IFBench-v0": ("instructions", _ifbench, _mode_options),
 }
 
 

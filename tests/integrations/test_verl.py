@@ -15,7 +15,7 @@ SHARED_CASES = Path(__file__).resolve().parents[3] / "shared" / "benchmarks" / "
 ENV_KWARGS = {
     "rlvr/Arithmetic-v0": {},
     "rlvr/Countdown-v0": {},
-    "rlvr/Instructions-v0": {"mode": "loose"},
+    "rlvr/Instructions-v0": {"mode": "fraction"},
     "rlvr/GSM8K-v0": {"data_files": str(DATA / "gsm8k_sample.jsonl")},
     "rlvr/MATH-v0": {"data_files": {"train": str(DATA / "math_sample.jsonl")}},
     "rlvr/MBPP-v0": {"data_files": str(DATA / "mbpp_sample.jsonl")},
@@ -114,12 +114,11 @@ def test_every_builtin_env_exports_rows_verl_reads_and_scores_like_rlvr(env_id, 
 
 
 def test_reward_options_travel_with_the_rows(tmp_path):
-    env = rlvr.make("rlvr/Instructions-v0", mode="loose")
+    env = rlvr.make("rlvr/Instructions-v0", mode="fraction", rules="hardened")
     (row,) = pq.read_table(write_parquet(env, tmp_path / "x.parquet", 1)).to_pylist()
-    assert json.loads(row["extra_info"]["reward_options"]) == {"mode": "loose"}
-    assert (
-        reward_for("rlvr/Instructions-v0", row["extra_info"]["reward_options"]).children["constraints"].mode == "loose"
-    )
+    assert json.loads(row["extra_info"]["reward_options"]) == {"mode": "fraction", "rules": "hardened"}
+    constraints = reward_for("rlvr/Instructions-v0", row["extra_info"]["reward_options"]).children["constraints"]
+    assert (constraints.mode, constraints.rules) == ("fraction", "hardened")
 
 
 def test_an_env_with_another_reward_refuses_to_export(tmp_path):
