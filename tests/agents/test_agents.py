@@ -124,6 +124,8 @@ def rows_through(module: torch.nn.Module, counter: dict, key: str) -> None:
     counter[key] = 0
 
     def hook(mod, args, kwargs, out):
+        if kwargs.get("use_cache") and kwargs.get("past_key_values") is None:
+            return  # a shared prompt's prefill (rlvr.prefix): the completion pass after it counts the rows
         counter[key] += (kwargs.get("input_ids") if "input_ids" in kwargs else args[0]).shape[0]
 
     module.register_forward_hook(hook, with_kwargs=True)

@@ -21,6 +21,7 @@ ENV_KWARGS = {
     "rlvr/MBPP-v0": {"data_files": str(DATA / "mbpp_sample.jsonl")},
     "rlvr/IFEval-v0": {"data_files": str(DATA / "ifeval_sample.jsonl")},
     "rlvr/HumanEval-v0": {},
+    "rlvr/IFBench-v0": {"rules": "hardened"},
 }
 # The answer-equivalence cases of tests/verifiers/test_math_equivalence.py: (gold, answer, equivalent).
 CASES = [
