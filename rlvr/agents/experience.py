@@ -212,6 +212,26 @@ def check_overlong_options(overlong_buffer: int, overlong_penalty: float, token_
         raise ValueError(f"token_budget must be >= overlong_buffer and >= 1, got {token_budget}")
 
 
+def begin_update(exp: Experience, cfg: Any, beta: float) -> tuple[Experience, dict[str, float]]:
+    """The start of every agent's update: rollout metrics on every row, ``beta``, and DAPO's overlong shaping.
+
+    ``cfg`` is the agent's config (its ``overlong_*`` and ``token_budget`` fields).
+    The metrics are the verifier's rewards; the shaped rewards are the task's from here on.
+    """
+    metrics = rollout_metrics(exp)
+    metrics["beta"] = beta
+    if cfg.overlong_buffer > 0:
+        exp, shaped = shape_overlong(exp, cfg.token_budget, cfg.overlong_buffer, cfg.overlong_penalty)
+        metrics.update(shaped)
+    return exp, metrics
+
+
+def kept_rows(exp: Experience, keep: Tensor, metrics: dict[str, float]) -> Experience:
+    """Only the rows of ``keep`` ``[N]``: the rest pay no forward or backward pass; logs ``rows_kept``."""
+    metrics["rows_kept"] = float(keep.sum())
+    return exp if keep.all() else exp.rows(keep)
+
+
 def shape_overlong(exp: Experience, token_budget: int, buffer: int, penalty: float) -> tuple[Experience, dict]:
     """DAPO's soft overlong punishment added to each reward (:func:`rlvr.agents.advantages.overlong_penalty`).
 

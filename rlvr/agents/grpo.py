@@ -44,12 +44,12 @@ from rlvr.agents.advantages import gdpo_advantages, group_normalized_advantages,
 from rlvr.agents.experience import (
     Experience,
     Stats,
+    begin_update,
     check_overlong_options,
+    kept_rows,
     micro_batches,
     minibatches,
     optimizer_step,
-    rollout_metrics,
-    shape_overlong,
 )
 from rlvr.agents.kl import KLEstimator, check_kl_choice, kl_controller, kl_estimate, kl_penalty_loss
 from rlvr.agents.losses import DEFAULT_CLIP, POLICY_LOSSES, Aggregation, PolicyLoss, aggregate, counted_rows
@@ -271,12 +271,8 @@ class GRPO:
             )
         if cfg.unscored == "zero":
             exp = exp.with_unscored_as_zero()
-        metrics = rollout_metrics(exp)  # on every row, kept or not; the verifier's rewards
         beta = self.kl_ctl.beta
-        metrics["beta"] = beta
-        if cfg.overlong_buffer > 0:  # part of the task's reward from here on
-            exp, shaped = shape_overlong(exp, cfg.token_budget, cfg.overlong_buffer, cfg.overlong_penalty)
-            metrics.update(shaped)
+        exp, metrics = begin_update(exp, cfg, beta)  # metrics on every row, kept or not
 
         # Groups without signal are judged on the task's rewards, before any KL in the reward.
         zero_std = self.advantages(exp.rewards, exp)[1]  # [N]
@@ -286,9 +282,7 @@ class GRPO:
         keep = exp.scored & ~zero_std if cfg.drop_zero_std_groups else exp.scored  # [N]
         if cfg.overlong_filter:
             keep = keep & ~exp.truncated
-        metrics["rows_kept"] = float(keep.sum())
-        if not keep.all():  # the rows left out pay no forward or backward pass
-            exp = exp.rows(keep)
+        exp = kept_rows(exp, keep, metrics)
         if len(exp) == 0:
             return metrics  # nothing to learn from, no KL measured: the controller keeps beta
 

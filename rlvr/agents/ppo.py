@@ -29,12 +29,12 @@ from rlvr.agents.critic import Critic
 from rlvr.agents.experience import (
     Experience,
     Stats,
+    begin_update,
     check_overlong_options,
+    kept_rows,
     micro_batches,
     minibatches,
     optimizer_step,
-    rollout_metrics,
-    shape_overlong,
 )
 from rlvr.agents.kl import KLEstimator, check_kl_choice, kl_controller, kl_estimate, shaped_token_rewards
 from rlvr.agents.losses import Aggregation, counted_rows, entropy_bonus, ppo_clip_loss, value_loss
@@ -177,16 +177,9 @@ class PPO:
         cfg, policy, critic = self.config, self.policy, self.critic
         if cfg.unscored == "zero":
             exp = exp.with_unscored_as_zero()
-        metrics = rollout_metrics(exp)  # on every row, kept or not; the verifier's rewards
         beta = self.kl_ctl.beta
-        metrics["beta"] = beta
-        if cfg.overlong_buffer > 0:  # part of the task's reward from here on
-            exp, shaped = shape_overlong(exp, cfg.token_budget, cfg.overlong_buffer, cfg.overlong_penalty)
-            metrics.update(shaped)
-        keep = exp.scored & ~exp.truncated if cfg.overlong_filter else exp.scored  # [N]
-        metrics["rows_kept"] = float(keep.sum())
-        if not keep.all():  # the rows left out pay no forward or backward pass
-            exp = exp.rows(keep)
+        exp, metrics = begin_update(exp, cfg, beta)  # metrics on every row, kept or not
+        exp = kept_rows(exp, exp.scored & ~exp.truncated if cfg.overlong_filter else exp.scored, metrics)
         if len(exp) == 0:
             return metrics  # nothing to learn from, no KL measured: the controller keeps beta
 
