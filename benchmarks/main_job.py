@@ -10,6 +10,11 @@ several sessions and machines accumulate in one log.
 
     python benchmarks/main_job.py --seeds 0 1 2
 
+A candidate default can be tried the same way before it is committed:
+``--set key=value ...`` appends overrides to the command and ``--extras lora``
+adds extras to its install; both are recorded in the line (``overrides``,
+``extras``), so the log tells an acceptance run (neither) from an experiment.
+
 The goal each line is checked against: wall time (set-up included) <= 30 min,
 held-out greedy accuracy >= 0.80, exactly one ``\boxed{}`` >= 0.95, peak RSS <= 8 GiB.
 """
@@ -21,6 +26,7 @@ import json
 import platform
 import re
 import resource
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -54,13 +60,17 @@ def cpu() -> dict[str, object]:
     }
 
 
-def run_seed(seed: int, keep: bool) -> dict[str, object]:
-    """One acceptance run; returns its figures."""
+def run_seed(seed: int, keep: bool, overrides: list[str], extras: list[str]) -> dict[str, object]:
+    """One acceptance run (or, with overrides or extras, an experiment); returns its figures."""
     work = Path(tempfile.mkdtemp(prefix=f"rlvr-main-job-{seed}-"))
     clone, cache = work / "rlvr", work / "cache"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=clone, capture_output=True, text=True).stdout.strip()
-    command = f"{readme_command()} train.seed={seed} log.run_dir=runs/seed{seed} log.progress=false"
+    command = readme_command()
+    if extras:
+        command = command.replace('-e ".[train]"', f'-e ".[train,{",".join(extras)}]"', 1)
+    command += f" train.seed={seed} log.run_dir=runs/seed{seed} log.progress=false"
+    command += "".join(f" {shlex.quote(o)}" for o in overrides)
     env = {**__import__("os").environ, "RLVR_CACHE": str(cache)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.monotonic()
@@ -73,6 +83,8 @@ def run_seed(seed: int, keep: bool) -> dict[str, object]:
         "commit": commit,
         **cpu(),
         "seed": seed,
+        **({"overrides": overrides} if overrides else {}),
+        **({"extras": extras} if extras else {}),
         "exit_code": done.returncode,
         "wall_minutes": round(wall / 60, 2),
         # ru_maxrss of the children is the largest single process; earlier seeds of this
@@ -129,10 +141,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--keep", action="store_true", help="keep each clone, its run folder and logs")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides (an experiment)")
+    parser.add_argument("--extras", nargs="+", default=[], help="extras added to the install, e.g. lora")
     args = parser.parse_args()
+    if args.extras and '-e ".[train]"' not in readme_command():
+        raise SystemExit('--extras needs the README command to install -e ".[train]"')
     LOG.parent.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
-        result = run_seed(seed, args.keep)
+        result = run_seed(seed, args.keep, args.set, args.extras)
         with LOG.open("a") as log:
             log.write(json.dumps(result) + "\n")
         print(json.dumps(result), flush=True)
