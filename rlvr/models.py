@@ -17,6 +17,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "ModelNotFoundError",
     "default_cache_dir",
+    "is_adapter_folder",
     "load_model_and_tokenizer",
     "resolve_device",
     "resolve_model_path",
@@ -80,10 +81,41 @@ def resolve_model_path(name: str, cache_dir: Path | None = None) -> str:
             convert_gguf(_gguf_path(), out)
         return str(out)
     if Path(name).exists():
-        if not (Path(name) / "config.json").exists():
-            raise ModelNotFoundError(f"{name} exists but has no config.json: is it a Hugging Face model folder?")
+        if not (Path(name) / "config.json").exists() and not is_adapter_folder(name):
+            raise ModelNotFoundError(
+                f"{name} exists but has no config.json (nor adapter_config.json): is it a Hugging Face model folder?"
+            )
         return name
     return name  # a hub id: transformers resolves (or fails with its own message)
+
+
+def is_adapter_folder(path: str | Path) -> bool:
+    """True for a folder of LoRA adapters alone (a ``model.lora_rank > 0`` checkpoint)."""
+    return (Path(path) / "adapter_config.json").exists() and not (Path(path) / "config.json").exists()
+
+
+def _adapter_base(path: Path, cache_dir: Path | None) -> str:
+    """The base model an adapter folder was trained on, found again where the run's cache was elsewhere.
+
+    peft records the base as the path it was loaded from; the default model's cache
+    folder is named after its alias, so a checkpoint from another machine or cache
+    resolves the alias here instead of a path that no longer exists.
+    """
+    import json
+
+    base = json.loads((path / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    if not base:
+        raise ModelNotFoundError(f"{path}/adapter_config.json names no base model (base_model_name_or_path)")
+    if Path(base).exists():
+        return base
+    if Path(base).name == DEFAULT_MODEL:
+        return resolve_model_path(DEFAULT_MODEL, cache_dir)
+    if Path(base).is_absolute():
+        raise ModelNotFoundError(
+            f"{path} holds LoRA adapters for the base model {base}, which is not on this machine; "
+            "edit base_model_name_or_path in its adapter_config.json to where that model is"
+        )
+    return base  # a hub id
 
 
 def resolve_device(setting: str = "auto") -> Any:
@@ -114,7 +146,10 @@ def load_model_and_tokenizer(
     """Load ``(model, tokenizer)`` with the model on ``device`` (see :func:`resolve_device`).
 
     The model name is resolved by :func:`resolve_model_path`; the tokenizer gets a
-    pad token (EOS) if it has none.
+    pad token (EOS) if it has none. A folder of LoRA adapters (the checkpoint of a
+    run with ``model.lora_rank > 0``) is loaded onto its base model, which is found
+    as :func:`_adapter_base` says, and merged into it (needs ``peft``), so the result
+    is a plain model that generates at full speed.
 
     Raises:
         ModelNotFoundError: the model cannot be found locally or loaded from the hub.
@@ -124,15 +159,23 @@ def load_model_and_tokenizer(
 
     target = resolve_device(device)
     path = resolve_model_path(name, cache_dir)
+    adapters = is_adapter_folder(path)
+    base = _adapter_base(Path(path), cache_dir) if adapters else path
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=getattr(torch, dtype))
     except OSError as exc:
         raise ModelNotFoundError(
             f"cannot load model {name!r}: not a local folder, and not reachable as a Hugging Face id "
             f"(this machine may have no hub access). Use --model with a local folder, or the default "
             f"{DEFAULT_MODEL!r}."
         ) from exc
+    if adapters:
+        try:
+            from peft import PeftModel
+        except ImportError as exc:
+            raise ImportError(f"{name} holds LoRA adapters; loading them needs peft: pip install 'rlvr[lora]'") from exc
+        model = PeftModel.from_pretrained(model, path).merge_and_unload()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model.to(target), tokenizer
