@@ -103,6 +103,9 @@ class CodeTests:
         extract: how the program is read from the completion (:func:`extract_program`).
         limits: :class:`rlvr.execution.sandbox.Limits` of one program run (wall time, memory...).
         workers: programs run in parallel.
+        backend: where the sandbox's workers run: ``"local"`` or ``"ray"`` (across
+            a Ray cluster's nodes, each program in the same confined interpreter);
+            None reads ``RLVR_POOL_BACKEND`` (:class:`rlvr.execution.sandbox.Sandbox`).
         max_program_chars: longer programs score 0 without running.
         max_completion_chars: longer completions score 0 without being read at all.
 
@@ -112,7 +115,8 @@ class CodeTests:
     program runs is the program's: a timeout, a crash, a lost worker, garbage on
     the channel all score 0 (INCORRECT), never ERROR. A reference that is not a
     test suite, or whose setup fails, is UNSCORABLE; ERROR only means the
-    sandbox could not start a run (after one retry on fresh workers). Reading the
+    sandbox could not start a run, or that a Ray worker or node was lost with
+    it (after one retry on fresh workers). Reading the
     completion is linear-time and bounded; a completion that still breaks it
     (``MemoryError``, ``RecursionError``) is INCORRECT, alone.
     """
@@ -127,8 +131,10 @@ class CodeTests:
         workers: int | None = None,
         max_program_chars: int = 100_000,
         max_completion_chars: int = 1_000_000,
+        backend: str | None = None,
     ) -> None:
         from rlvr.execution.sandbox import Limits
+        from rlvr.execution.workers import resolve_backend
 
         if mode not in ("fraction", "all"):
             raise ValueError(f"mode must be 'fraction' or 'all', got {mode!r}")
@@ -139,6 +145,7 @@ class CodeTests:
         self.mode, self.extract, self.limits = mode, extract, limits or Limits()
         self.workers, self.max_program_chars = workers, int(max_program_chars)
         self.max_completion_chars = int(max_completion_chars)
+        self.backend = resolve_backend(backend)
         self._sandbox: Any = None
         self._lock = threading.Lock()
 
@@ -154,7 +161,7 @@ class CodeTests:
             if self._sandbox is None:
                 from rlvr.execution.sandbox import Sandbox
 
-                self._sandbox = Sandbox(self.workers, self.limits)
+                self._sandbox = Sandbox(self.workers, self.limits, backend=self.backend)
                 weakref.finalize(self, self._sandbox.close)
             return self._sandbox
 

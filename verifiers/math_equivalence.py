@@ -7,10 +7,15 @@ process (:class:`rlvr.execution.workers.WorkerPool`) with a hard wall-time bound
 memory limit, so a hostile answer (``10^{10^{10}}``, a megabyte of digits) costs
 at most ``timeout_seconds`` and earns 0, on any thread, in any process.
 
+The worker processes are local, or, with ``backend="ray"``, spread over a Ray
+cluster's CPU nodes (:class:`rlvr.execution.ray_pool.RayPool`) with the same
+bounds and verdicts.
+
 Statuses: CORRECT / INCORRECT are caused by the completion (a timeout or a
 memory blow-up while checking the *answer* counts as INCORRECT); UNSCORABLE
 means the reference has no mathematical content; ERROR means the machinery
-failed (a worker crashed, math-verify raised), and says nothing of the completion.
+failed (a worker crashed, math-verify raised, a Ray worker or node was lost
+twice), and says nothing of the completion.
 """
 
 from __future__ import annotations
@@ -140,7 +145,13 @@ class MathVerifier:
             holds only on the main thread). Inside a daemonic process (a
             multiprocessing pool worker), which may not start children, the verifier
             falls back to inline.
-        workers / memory_limit_mb: size and per-worker address-space limit of the pool.
+        workers / memory_limit_mb: size and per-worker address-space limit of the pool
+            (with ``backend="ray"``, ``workers`` Ray actors; None: one per CPU of
+            this machine, or of the cluster).
+        backend: where the pool's workers run: ``"local"`` (processes on this
+            machine) or ``"ray"`` (a Ray cluster: ``pip install 'rlvr[ray]'``; the
+            process's Ray connection, else ``ray.init()``); None reads the
+            ``RLVR_POOL_BACKEND`` environment variable, else ``"local"``.
         max_answer_chars / max_nesting: answers longer or more deeply bracketed than
             this are incorrect without parsing.
         literal_numbers: when the reference is a number (``104``, ``-0.5``,
@@ -167,13 +178,16 @@ class MathVerifier:
         float_rounding: int = 6,
         timeout_seconds: float = 3.0,
         isolation: str = "process",
-        workers: int = 2,
+        workers: int | None = 2,
         memory_limit_mb: int = 2048,
         max_answer_chars: int = 1000,
         max_nesting: int = 12,
         literal_numbers: bool = True,
         choices: bool = True,
+        backend: str | None = None,
     ) -> None:
+        from rlvr.execution.workers import resolve_backend
+
         rules = (extract,) if isinstance(extract, str) else tuple(extract)
         unknown = [r for r in rules if r not in RULES]
         if not rules or unknown:
@@ -185,7 +199,8 @@ class MathVerifier:
         self.float_rounding = int(float_rounding)
         self.timeout_seconds = float(timeout_seconds)
         self.isolation = isolation
-        self.workers, self.memory_limit_mb = int(workers), int(memory_limit_mb)
+        self.workers, self.memory_limit_mb = (int(workers) if workers else None), int(memory_limit_mb)
+        self.backend = resolve_backend(backend)
         self.max_answer_chars = int(max_answer_chars)
         self.max_nesting = int(max_nesting)
         self.literal_numbers = bool(literal_numbers)
@@ -206,9 +221,12 @@ class MathVerifier:
             return None
         with self._lock:
             if self._pool is None:
-                from rlvr.execution.workers import WorkerPool
+                if self.backend == "ray":
+                    from rlvr.execution.ray_pool import RayPool as Pool
+                else:
+                    from rlvr.execution.workers import WorkerPool as Pool
 
-                self._pool = WorkerPool(
+                self._pool = Pool(
                     self.workers, self.memory_limit_mb, preload=_PRELOAD, warmup=(_check, ("1/2", "0.5", 6, True))
                 )
                 weakref.finalize(self, self._pool.close)

@@ -20,6 +20,12 @@ is the program's (``done``, ``exited``, ``signaled``, ``timeout``, ``lost``);
 ``error`` only means the machinery failed before the program was sent (an
 interpreter or a zygote that did not start), and :meth:`Sandbox.run` retries
 such a sample once on fresh workers before reporting it.
+
+With ``backend="ray"`` the workers are Ray actors' local pools on the cluster's
+nodes (:class:`rlvr.execution.ray_pool.RayPool`), each preparing its worker and
+running samples exactly as here. A Ray worker or node lost while it held a
+sample is machinery, not the program: the sample runs once more on another
+Ray worker, and is ``error`` if that is lost too.
 """
 
 from __future__ import annotations
@@ -266,20 +272,33 @@ class Sandbox:
     worker lost while a program ran makes that sample ``lost`` (the program's).
 
     Args:
-        workers: parallel samples (default: the CPU count).
+        workers: parallel samples (default: the CPU count, or the Ray cluster's).
         limits: default :class:`Limits` of every run.
+        backend: ``"local"`` (worker processes on this machine) or ``"ray"``
+            (across a Ray cluster); None reads ``RLVR_POOL_BACKEND``
+            (:func:`rlvr.execution.workers.resolve_backend`).
     """
 
-    def __init__(self, workers: int | None = None, limits: Limits = Limits()) -> None:
+    def __init__(self, workers: int | None = None, limits: Limits = Limits(), backend: str | None = None) -> None:
+        from rlvr.execution.workers import resolve_backend
+
         self.limits = limits
         self.workers = workers
+        self.backend = resolve_backend(backend)
         self.pool = self._new_pool()
 
     def _new_pool(self) -> Any:
+        preload = ("rlvr.execution.sandbox", "rlvr.execution.zygote")
+        warmup = (prepare_worker, (self.limits,))
+        if self.backend == "ray":
+            from rlvr.execution.ray_pool import RayPool
+
+            return RayPool(
+                self.workers, memory_limit_mb=None, preload=preload, warmup=warmup, finalizer=(cgroups.sweep, ())
+            )
         from rlvr.execution.workers import WorkerPool
 
-        preload = ("rlvr.execution.sandbox", "rlvr.execution.zygote")
-        return WorkerPool(self.workers, memory_limit_mb=None, preload=preload, warmup=(prepare_worker, (self.limits,)))
+        return WorkerPool(self.workers, memory_limit_mb=None, preload=preload, warmup=warmup)
 
     def warm_up(self) -> None:
         """Start and prepare the workers now and wait until they are ready."""
@@ -291,21 +310,22 @@ class Sandbox:
         for payload in payloads:
             if not (isinstance(payload, dict) and isinstance(payload.get("program"), str)):
                 raise TypeError(f"a payload is a dict with the program's source under 'program', got {payload!r:.80}")
-        results = self._map(payloads, limits)
-        retry = [i for i, r in enumerate(results) if r.status == "error"]
+        results, retried = self._map(payloads, limits)
+        retry = [i for i, r in enumerate(results) if r.status == "error" and i not in retried]
         if retry:  # a machinery failure: once more, on fresh workers
             self.pool.close()
             self.pool = self._new_pool()
-            for index, result in zip(retry, self._map([payloads[i] for i in retry], limits), strict=True):
+            for index, result in zip(retry, self._map([payloads[i] for i in retry], limits)[0], strict=True):
                 results[index] = result
         return results
 
-    def _map(self, payloads: list[dict[str, Any]], limits: Limits) -> list[RunResult]:
+    def _map(self, payloads: list[dict[str, Any]], limits: Limits) -> tuple[list[RunResult], set[int]]:
+        """The runs, and the indices the pool itself already retried (a lost Ray worker's samples)."""
         try:
             tasks = self.pool.map(run_sample, [(p, limits) for p in payloads], timeout=limits.wall_seconds + 30.0)
         except RuntimeError as exc:  # workers that cannot start
-            return [RunResult("error", error=str(exc)) for _ in payloads]
-        return [_from_task(task) for task in tasks]
+            return [RunResult("error", error=str(exc)) for _ in payloads], set()
+        return [_from_task(task) for task in tasks], {i for i, t in enumerate(tasks) if t.status == "unavailable"}
 
     def close(self) -> None:
         """Stop the worker processes (their pre-started interpreters go with them)."""
@@ -320,9 +340,15 @@ class Sandbox:
 
 
 def _from_task(task: Any) -> RunResult:
-    """A pool task's outcome as a run: a worker lost mid-run is the program's, a task that could not run is not."""
+    """A pool task's outcome as a run.
+
+    A sandbox worker lost mid-run is the program's (``lost``); a task that could
+    not run, or a Ray worker or node lost with it (``unavailable``), is not (``error``).
+    """
     if task.status == "ok":
         return task.value
     if task.status in ("timeout", "crashed"):
         return RunResult("lost", error=f"the sandbox worker {task.status} while the program ran: {task.error}")
+    if task.status == "unavailable":
+        return RunResult("error", error=f"the Ray worker was lost: {task.error}")
     return RunResult("error", error=f"the sandbox worker failed: {task.error}")

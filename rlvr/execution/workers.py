@@ -12,6 +12,11 @@ parent's ``__main__``). Limits, stated plainly: this bounds time and address
 space, nothing more. It is
 not a sandbox for hostile code (see the code sandbox for that); it is what keeps
 a pathological LaTeX expression from stalling a training run.
+
+The same tasks can run across a Ray cluster instead (:class:`rlvr.execution.ray_pool.RayPool`,
+the same interface, bounds and statuses); :func:`resolve_backend` reads which one
+a verifier uses (its ``backend`` argument, else the ``RLVR_POOL_BACKEND``
+environment variable, else ``"local"``).
 """
 
 from __future__ import annotations
@@ -32,7 +37,26 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-__all__ = ["TaskResult", "WorkerPool"]
+__all__ = ["BACKENDS", "BACKEND_VARIABLE", "TaskResult", "WorkerPool", "resolve_backend"]
+
+BACKENDS = ("local", "ray")
+BACKEND_VARIABLE = "RLVR_POOL_BACKEND"
+
+
+def resolve_backend(backend: str | None = None) -> str:
+    """The pool backend to use: ``backend``, else ``$RLVR_POOL_BACKEND``, else ``"local"``.
+
+    ``"local"`` is :class:`WorkerPool` (processes on this machine); ``"ray"`` is
+    :class:`rlvr.execution.ray_pool.RayPool` (actors across a Ray cluster, ``pip install 'rlvr[ray]'``).
+
+    Raises:
+        ValueError: a name that is not one of :data:`BACKENDS`.
+    """
+    name = backend if backend is not None else (os.environ.get(BACKEND_VARIABLE) or "local")
+    if name not in BACKENDS:
+        source = "backend" if backend is not None else BACKEND_VARIABLE
+        raise ValueError(f"{source} must be one of {BACKENDS}, got {name!r}")
+    return name
 
 
 @dataclass(frozen=True)
@@ -41,8 +65,10 @@ class TaskResult:
 
     Attributes:
         status: ``"ok"`` (``value`` holds the return value), ``"error"`` (the task
-            raised; ``error`` holds the traceback's last line), ``"timeout"`` or
-            ``"crashed"``.
+            raised; ``error`` holds the traceback's last line), ``"timeout"``,
+            ``"crashed"``, or, from a :class:`rlvr.execution.ray_pool.RayPool` only,
+            ``"unavailable"`` (the Ray worker or node that held the task was lost,
+            also on its retries: nothing is known of the task).
         value: the task's return value, when ``status`` is ``"ok"``.
         error: what went wrong, when it is not.
         seconds: how long the task ran.
