@@ -44,6 +44,14 @@ _BUILTINS = {
         "rlvr.envs.math_datasets:MATHEnv",
         "MATH competition problems (hub, or data_files=...); answer in \\boxed{}",
     ),
+    "rlvr/ToolMath-v0": (
+        "rlvr.envs.tool_math:ToolMathEnv",
+        "multi-turn: products such as 347 * 58 with a sandboxed Python tool; answer in \\boxed{}",
+    ),
+    "rlvr/Guess-v0": (
+        "rlvr.envs.guess:GuessEnv",
+        "multi-turn: guess the number from 1 to 100, told higher or lower after each guess",
+    ),
 }
 
 __getattr__ = register_builtins("env", _BUILTINS, "rlvr.envs")
