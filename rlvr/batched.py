@@ -14,7 +14,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from rlvr.core import BanditEnv
+from rlvr.core import BanditEnv, prompt_text
 from rlvr.types import Problem, VerifierError
 
 __all__ = ["BatchResult", "BatchedEnv"]
@@ -68,7 +68,7 @@ class BatchedEnv:
         drawn = self.reset(1, seed=seed)
         for _ in range(max_draws or 50 * n):
             for p in drawn:
-                seen.setdefault(p.prompt, p)
+                seen.setdefault(prompt_text(p.prompt), p)  # a chat prompt (dicts) is keyed by its text
             if len(seen) >= n:
                 break
             drawn = self.reset(1)

@@ -24,7 +24,7 @@ from rlvr.rewards import Composite, as_verifier, verify_batch
 from rlvr.spaces import UnicodeText, chat_space
 from rlvr.types import Problem, Verdict, Verifier
 
-__all__ = ["BanditEnv", "DatasetEnv", "ProceduralEnv", "SelfCheckError", "verdict_info"]
+__all__ = ["BanditEnv", "DatasetEnv", "ProceduralEnv", "SelfCheckError", "prompt_text", "verdict_info"]
 
 
 class SelfCheckError(RuntimeError):
@@ -238,7 +238,7 @@ class BanditEnv(gym.Env):
             return None
         if self.problem is None:
             return "(no problem posed yet: call reset())"
-        text = f"[{self.problem.id}]\n{_prompt_text(self.problem.prompt)}\n"
+        text = f"[{self.problem.id}]\n{prompt_text(self.problem.prompt)}\n"
         if self._last is not None:
             completion, reward, info = self._last
             text += f"--- completion ---\n{completion}\n--- reward {reward:g} ({info['status']}) {info['components']}\n"
@@ -276,7 +276,8 @@ class BanditEnv(gym.Env):
         return tuple({"role": m["role"], "content": m["content"]} for m in problem.prompt)
 
 
-def _prompt_text(prompt: str | tuple) -> str:
+def prompt_text(prompt: str | tuple) -> str:
+    """A prompt as one string: itself, or a chat prompt's messages as ``role: content`` lines."""
     if isinstance(prompt, str):
         return prompt
     return "\n".join(f"{m['role']}: {m['content']}" for m in prompt)
@@ -312,7 +313,7 @@ class ProceduralEnv(BanditEnv):
 
     def split_of(self, problem: Problem) -> str:
         """``"test"`` when a hash of the problem's prompt falls in the held-out fraction, else ``"train"``."""
-        digest = hashlib.sha256(_prompt_text(problem.prompt).encode("utf-8", "surrogatepass")).digest()
+        digest = hashlib.sha256(prompt_text(problem.prompt).encode("utf-8", "surrogatepass")).digest()
         return "test" if int.from_bytes(digest[:8], "big") / 2**64 < self.holdout_fraction else "train"
 
     def problem_from_id(self, problem_id: str) -> Problem:

@@ -67,3 +67,11 @@ def test_ragged_groups_and_bad_input():
         import gymnasium as gym
 
         BatchedEnv(gym.make("CartPole-v1"))
+
+
+def test_distinct_problems_of_a_chat_prompt_environment():
+    env = rlvr.BatchedEnv(rlvr.make("rlvr/ToolMath-v0", split="test"))
+    problems = env.distinct_problems(5, seed=3)
+    assert isinstance(problems[0].prompt, tuple)  # messages, which are dicts and not hashable
+    assert len({str(p.prompt) for p in problems}) == 5
+    assert [p.id for p in problems] == [p.id for p in env.distinct_problems(5, seed=3)]
