@@ -11,6 +11,14 @@ A checkpoint is a folder ``checkpoints/step-000050/``:
 It is written to ``step-000050.partial`` and renamed when complete, so a run
 killed while saving leaves the previous checkpoint intact and loses at most the
 step in progress.
+
+With several data-parallel ranks every rank calls :func:`save_checkpoint` and rank
+0 alone writes. The weights are full tensors whatever the strategy (FSDP2 shards
+are gathered first), so a checkpoint loads at any world size and in ``rlvr eval``.
+Sharded optimisers are saved as full state dicts keyed by parameter name
+(``torch.distributed.checkpoint.state_dict``) and load back into a sharded run
+at any world size. ``rng.pt`` and ``state.json`` also hold every rank's RNG and
+problem-stream states (``ranks``, ``env_ranks``).
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from rlvr import distributed
+
 __all__ = ["latest_checkpoint", "load_checkpoint", "save_checkpoint"]
 
 
@@ -38,6 +48,7 @@ def save_checkpoint(
     critic: torch.nn.Module | None = None,
     tokenizer: Any = None,
     keep: int = 2,
+    owners: dict[str, torch.nn.Module | None] | None = None,
 ) -> Path:
     """Write the checkpoint of ``step`` to ``run_dir/checkpoints/step-NNNNNN/``.
 
@@ -53,28 +64,50 @@ def save_checkpoint(
         critic: PPO's critic, when there is one.
         tokenizer: saved alongside the model so the checkpoint loads on its own.
         keep: how many checkpoints to keep.
+        owners: the module whose parameters each optimiser holds, by the same name
+            (``{"policy": model, "critic": critic}``); needed for FSDP2-sharded ones.
 
     Returns:
         The checkpoint's folder.
     """
+    sharded = distributed.is_sharded(model)
+    weights = distributed.full_state_dict(model) if sharded else None  # collectives: every rank takes part
+    critic_weights = distributed.full_state_dict(critic) if critic is not None else None
+    optimizer_states = {k: _optimizer_state(v, (owners or {}).get(k)) for k, v in optimizers.items()}
+    rng = _rng_states()
+    if distributed.is_distributed():
+        rng["ranks"] = distributed.gather_objects(rng)
     root = run_dir / "checkpoints"
     final = root / f"step-{step:06d}"
+    if distributed.rank() > 0:
+        distributed.barrier()  # rank 0 writes
+        return final
     tmp = root / f"step-{step:06d}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    model.save_pretrained(tmp, safe_serialization=True)
+    model.save_pretrained(tmp, safe_serialization=True, **({"state_dict": weights} if sharded else {}))
     if tokenizer is not None:  # so `rlvr eval --model <checkpoint>` works on its own
         tokenizer.save_pretrained(tmp)
     if critic is not None:
-        save_file({k: v.contiguous() for k, v in critic.state_dict().items()}, tmp / "critic.safetensors")
-    torch.save({k: v.state_dict() for k, v in optimizers.items()}, tmp / "optimizer.pt")
-    torch.save(_rng_states(), tmp / "rng.pt")
+        save_file({k: v.contiguous() for k, v in critic_weights.items()}, tmp / "critic.safetensors")
+    torch.save(optimizer_states, tmp / "optimizer.pt")
+    torch.save(rng, tmp / "rng.pt")
     (tmp / "state.json").write_text(json.dumps({"step": step, **state}, indent=2, default=_jsonable))
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     for old in sorted(p for p in root.glob("step-??????") if p.is_dir())[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
+    distributed.barrier()
     return final
+
+
+def _optimizer_state(optimizer: Any, owner: torch.nn.Module | None) -> dict[str, Any]:
+    """An optimiser's (or scheduler's) state dict; full and keyed by parameter name when its owner is sharded."""
+    if owner is None or not distributed.is_sharded(owner):
+        return optimizer.state_dict()
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    return get_optimizer_state_dict(owner, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
@@ -89,12 +122,19 @@ def load_checkpoint(
     model: torch.nn.Module,
     optimizers: dict[str, Any],
     critic: torch.nn.Module | None = None,
+    owners: dict[str, torch.nn.Module | None] | None = None,
 ) -> dict[str, Any]:
-    """Restore weights, optimisers, RNG states in place; return ``state.json``."""
+    """Restore weights, optimisers, RNG states in place; return ``state.json``.
+
+    ``owners``: as in :func:`save_checkpoint`; FSDP2-sharded modules and their
+    optimisers take the full saved tensors and keep their own shards.
+    """
     if not (path / "state.json").exists():
         raise FileNotFoundError(f"{path} is not a complete checkpoint (no state.json)")
     weights = path / "model.safetensors"
-    if weights.exists():
+    if weights.exists() and distributed.is_sharded(model):
+        _set_full_state(model, load_file(weights))
+    elif weights.exists():
         missing, unexpected = model.load_state_dict(load_file(weights), strict=False)
         # Tied embeddings are saved once; anything else missing means a different model.
         real_missing = [k for k in missing if "lm_head" not in k]
@@ -106,13 +146,30 @@ def load_checkpoint(
         from peft import set_peft_model_state_dict
 
         set_peft_model_state_dict(model, load_file(path / "adapter_model.safetensors"))
-    if critic is not None:
+    if critic is not None and distributed.is_sharded(critic):
+        _set_full_state(critic, load_file(path / "critic.safetensors"))
+    elif critic is not None:
         critic.load_state_dict(load_file(path / "critic.safetensors"))
     saved = torch.load(path / "optimizer.pt", weights_only=False)
     for key, obj in optimizers.items():
-        obj.load_state_dict(saved[key])
-    _restore_rng_states(torch.load(path / "rng.pt", weights_only=False))
+        owner = (owners or {}).get(key)
+        if owner is not None and distributed.is_sharded(owner):
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+            set_optimizer_state_dict(owner, obj, saved[key], options=StateDictOptions(full_state_dict=True))
+        else:
+            obj.load_state_dict(saved[key])
+    states = torch.load(path / "rng.pt", weights_only=False)
+    ranks = states.get("ranks")
+    _restore_rng_states(ranks[distributed.rank()] if ranks and len(ranks) == distributed.world_size() else states)
     return json.loads((path / "state.json").read_text())
+
+
+def _set_full_state(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load full tensors into an FSDP2-sharded ``module`` (each rank keeps its shard)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+    set_model_state_dict(module, state, options=StateDictOptions(full_state_dict=True, strict=False))
 
 
 def _rng_states() -> dict[str, Any]:

@@ -3,7 +3,7 @@
     rlvr envs                      list environments (built-in and plug-in)
     rlvr verifiers                 list verifiers
     rlvr verify --verifier NAME --completion TEXT --reference REF [--option KEY=VALUE ...]
-    rlvr train [CONFIG.yaml] [KEY=VALUE ...] [--model ID]
+    rlvr train [CONFIG.yaml] [KEY=VALUE ...] [--model ID] [--nproc N]
     rlvr eval --model PATH_OR_ID --env ID [--n 200] [--pass-k 1,4]
     rlvr plot RUN_DIR
     rlvr make-pairs --env ID --model M --out pairs.jsonl   (rlvr/preference/cli.py)
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -87,8 +88,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         config_path = overrides.pop(0)
     if args.model:
         overrides.append(f"model.name={args.model}")
-    run_dir = train(load_config(config_path, overrides))
-    print(f"run folder: {run_dir}  (metrics.jsonl, samples.jsonl, plots/, checkpoints/)")
+    config = load_config(config_path, overrides)  # a bad config fails here, before any process starts
+    if args.nproc > 1:
+        import subprocess
+
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}"]
+        return subprocess.run(
+            [*cmd, "-m", "rlvr", "train", *args.overrides, *(["--model", args.model] * bool(args.model))]
+        ).returncode
+    run_dir = train(config)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone
+        print(f"run folder: {run_dir}  (metrics.jsonl, samples.jsonl, plots/, checkpoints/)")
     return 0
 
 
@@ -185,6 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a YAML config, then overrides such as train.steps=50",
     )
     tr.add_argument("--model", help="Hugging Face id or local folder (same as model.name=...)")
+    tr.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="data-parallel processes on this machine: runs torchrun --standalone --nproc-per-node N (docs/distributed.md)",
+    )
     tr.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("eval", help="held-out greedy accuracy, pass@k and per-component rewards of a model")

@@ -305,6 +305,33 @@ class CheckpointConfig:
 
 
 @dataclass(frozen=True)
+class DistributedConfig:
+    """Training on several processes, launched with ``torchrun`` or ``rlvr train --nproc N`` (docs/distributed.md).
+
+    With one process (a plain ``rlvr train``) none of it applies.
+
+    Attributes:
+        strategy: "ddp" keeps a full copy of the model on every rank and sums the
+            gradients over ranks once per optimiser step; "fsdp" shards the policy,
+            the reference model and the critic with FSDP2 (``fully_shard``): weights,
+            gradients and optimiser state are split over ranks between steps, and
+            the full weights are gathered for each step's rollouts and update.
+        backend: the ``torch.distributed`` backend; "auto" takes nccl where CUDA is,
+            else gloo.
+        timeout_minutes: how long a collective waits for the other ranks before it
+            fails (a rank that hangs); ``torchrun`` itself ends the job within
+            seconds when a rank dies.
+    """
+
+    strategy: Literal["ddp", "fsdp"] = "ddp"
+    backend: Literal["auto", "gloo", "nccl"] = "auto"
+    timeout_minutes: float = 10.0
+
+    def __post_init__(self) -> None:
+        _require(self.timeout_minutes > 0, "distributed.timeout_minutes", "> 0", self.timeout_minutes)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """The whole configuration of a run, one section per concern.
 
@@ -320,6 +347,7 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     log: LogConfig = field(default_factory=LogConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
     def __post_init__(self) -> None:
         algo = getattr(self.algorithm, self.algorithm.name)
@@ -336,6 +364,13 @@ class RunConfig:
                 "rollout.vllm_lora_sync",
                 "'merged' unless rollout.engine=vllm and model.lora_rank > 0",
                 self.rollout.vllm_lora_sync,
+            )
+        if self.distributed.strategy == "fsdp":
+            _require(
+                self.model.lora_rank == 0 and self.rollout.engine == "transformers",
+                "distributed.strategy",
+                "'ddp' with LoRA or the vLLM engine (fsdp shards a full fine-tune with transformers rollouts)",
+                self.distributed.strategy,
             )
         if self.algorithm.name == "grpo":
             _require(

@@ -54,6 +54,35 @@ class EvalReport:
     pass_at: dict[int, float] = field(default_factory=dict)
     samples: list[dict[str, Any]] = field(default_factory=list)
 
+    @classmethod
+    def merge(cls, reports: Sequence[EvalReport], keep_samples: int = 8) -> EvalReport:
+        """One report from reports on disjoint problems (data-parallel ranks' shares), weighted by problem count.
+
+        Every figure is a mean over problems, so the merged one equals the report
+        on all the problems at once. Samples are the first reports' first ones.
+        """
+        if len(reports) == 1:
+            return reports[0]
+        n = sum(r.n for r in reports)
+
+        def mean(values: list[tuple[float, int]]) -> float:
+            weight = sum(w for _, w in values)
+            return sum(v * w for v, w in values) / weight if weight else math.nan
+
+        live = [r for r in reports if r.n]
+        keys = dict.fromkeys(k for r in live for k in r.components)
+        ks = dict.fromkeys(k for r in live for k in r.pass_at)
+        return cls(
+            n=n,
+            accuracy=mean([(r.accuracy, r.n) for r in live]),
+            mean_reward=mean([(r.mean_reward, r.n) for r in live]),
+            components={k: mean([(r.components[k], r.n) for r in live if k in r.components]) for k in keys},
+            response_length=mean([(r.response_length, r.n) for r in live]) if live else 0.0,
+            truncated_fraction=mean([(r.truncated_fraction, r.n) for r in live]) if live else 0.0,
+            pass_at={k: mean([(r.pass_at[k], r.n) for r in live if k in r.pass_at]) for k in ks},
+            samples=[s for r in reports for s in r.samples][:keep_samples],
+        )
+
     def flat(self) -> dict[str, float]:
         """The report as flat ``eval/...`` metrics for logging (``samples`` are left out)."""
         out = {

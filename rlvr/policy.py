@@ -140,7 +140,9 @@ class Policy(nn.Module):
 
     @torch.no_grad()
     def logprobs(self, input_ids: Tensor, attention_mask: Tensor, prompt_len: int) -> Tensor:
-        """No-grad log-probs ``[N, T]``, micro-batched (pi_old, or a reference)."""
+        """No-grad log-probs ``[N, T]``, micro-batched (pi_old, or a reference); ``[0, T]`` for no rows."""
+        if len(input_ids) == 0:
+            return torch.zeros(0, input_ids.shape[1] - prompt_len, device=input_ids.device)
         chunks = [
             self(input_ids[i : i + self.micro_batch_size], attention_mask[i : i + self.micro_batch_size], prompt_len)[0]
             for i in range(0, len(input_ids), self.micro_batch_size)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rlvr.trackers import Tracker
 
-__all__ = ["RunLog", "read_metrics"]
+__all__ = ["NullLog", "RunLog", "read_metrics"]
 
 
 class RunLog:
@@ -114,6 +114,25 @@ class RunLog:
             f.close()
         for tracker in self.trackers:
             tracker.close()
+
+
+class NullLog:
+    """A :class:`RunLog` that writes and shows nothing: the log of a data-parallel rank other than 0."""
+
+    def log(self, step: int, metrics: dict[str, Any]) -> None:
+        """Nothing: rank 0 writes the metrics, reduced over ranks."""
+
+    def message(self, text: str) -> None:
+        """Nothing: rank 0 shows the messages."""
+
+    def samples(self, step: int, rows: list[dict[str, Any]]) -> None:
+        """Nothing: rank 0 writes its own samples."""
+
+    def errors(self, step: int, rows: list[dict[str, Any]]) -> None:
+        """Nothing: rank 0 writes every rank's errors."""
+
+    def close(self) -> None:
+        """Nothing to close."""
 
 
 def _clean(value: Any) -> Any:

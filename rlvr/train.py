@@ -6,6 +6,12 @@ rollout engine, log. Every ``eval.every`` steps a held-out greedy evaluation,
 every ``checkpoint.every`` steps a checkpoint. Ctrl-C finishes nothing half-way:
 the first press stops at the end of the current step and writes a checkpoint;
 a second press aborts at once.
+
+Launched by ``torchrun`` (``WORLD_SIZE`` > 1), every rank runs this loop on its
+share of the prompts (``rollout.prompts_per_step / W`` each, drawn from its own
+seeded stream), the agents make losses and statistics global
+(:mod:`rlvr.distributed`), and rank 0 alone writes the run folder; the held-out
+evaluation is split over ranks and gathered (docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -25,17 +31,18 @@ import numpy as np
 import torch
 
 import rlvr
+from rlvr import distributed
 from rlvr.agents import GRPO, PPO, Experience, Reinforce
 from rlvr.agents.critic import Critic
 from rlvr.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from rlvr.config import RunConfig, to_dict, to_yaml
-from rlvr.evaluation import evaluate
+from rlvr.evaluation import EvalReport, evaluate
 from rlvr.models import load_model_and_tokenizer, resolve_device, resolve_model_path
 from rlvr.policy import Policy, add_lora
 from rlvr.precision import describe as describe_precision
 from rlvr.precision import pick_autocast
-from rlvr.rollout import SamplingParams, TransformersEngine, derive_seed
-from rlvr.runlog import RunLog
+from rlvr.rollout import SamplingParams, TransformersEngine
+from rlvr.runlog import NullLog, RunLog
 from rlvr.tokens import default_system_prompt
 from rlvr.trackers import check_trackers, open_trackers
 
@@ -65,7 +72,14 @@ def _adamw(parameters: Any, lr: float, cfg: RunConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(params, lr=lr, betas=o.betas, weight_decay=o.weight_decay, fused=fused)
 
 
-def _agent(cfg: RunConfig, policy: Policy, reference: Policy | None, model: torch.nn.Module, mixed: torch.dtype | None):
+def _critic(cfg: RunConfig, model: torch.nn.Module, mixed: torch.dtype | None) -> Critic | None:
+    """PPO's critic, a copy of the (base) model; None for the other agents."""
+    if cfg.algorithm.name != "ppo":
+        return None
+    return Critic(copy.deepcopy(model.get_base_model() if hasattr(model, "get_base_model") else model), autocast=mixed)
+
+
+def _agent(cfg: RunConfig, policy: Policy, reference: Policy | None, critic: Critic | None):
     name, o = cfg.algorithm.name, cfg.optim
     optimizer = _adamw(policy.parameters(), o.lr, cfg)
     optimizers: dict[str, Any] = {"policy": optimizer}
@@ -74,9 +88,6 @@ def _agent(cfg: RunConfig, policy: Policy, reference: Policy | None, model: torc
     elif name == "reinforce":
         agent = Reinforce(policy, optimizer, cfg.algorithm.reinforce, reference)
     else:
-        critic = Critic(
-            copy.deepcopy(model.get_base_model() if hasattr(model, "get_base_model") else model), autocast=mixed
-        )
         critic_opt = _adamw(critic.parameters(), o.critic_lr, cfg)
         optimizers["critic"] = critic_opt
         agent = PPO(policy, optimizer, critic, critic_opt, cfg.algorithm.ppo, reference)
@@ -123,7 +134,38 @@ def _engine(cfg: RunConfig, model: torch.nn.Module, tokenizer: Any, mixed: torch
 
 
 def train(cfg: RunConfig) -> Path:
-    """Run training; returns the run folder."""
+    """Run training; returns the run folder.
+
+    Under ``torchrun`` every rank calls it; the process group is joined here (and
+    left at the end when joined here).
+    """
+    world = distributed.launched_world_size()
+    if cfg.rollout.prompts_per_step % world:
+        raise ValueError(
+            f"rollout.prompts_per_step={cfg.rollout.prompts_per_step} must be a multiple of the {world} ranks: "
+            "each rank samples whole groups for an equal share of the prompts"
+        )
+    created = distributed.init_process_group(cfg.distributed.backend, cfg.distributed.timeout_minutes)
+    try:
+        return _train(cfg)
+    except Exception as exc:
+        if distributed.is_distributed():
+            print(f"rlvr train: rank {distributed.rank()} failed: {type(exc).__name__}: {exc}", flush=True)
+        raise
+    finally:
+        if created and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def _device_setting(cfg: RunConfig) -> str:
+    """The model's device: with several ranks on CUDA, each rank its own GPU (``LOCAL_RANK``)."""
+    setting = cfg.model.device
+    if distributed.is_distributed() and setting in ("auto", "cuda") and torch.cuda.is_available():
+        return f"cuda:{torch.cuda.current_device()}"
+    return setting
+
+
+def _train(cfg: RunConfig) -> Path:
     resolve_device(cfg.model.device)  # a GPU asked for where there is none fails before any work
     if cfg.rollout.engine == "vllm" and importlib.util.find_spec("vllm") is None:
         raise ImportError(
@@ -133,14 +175,17 @@ def train(cfg: RunConfig) -> Path:
     check_trackers(cfg.log.report_to)  # a missing tracker library fails before the model loads
     train_env, eval_env = build_envs(cfg)  # before any heavy work: a bad env id fails in a second
     train_env.env.self_check()  # a reward that fails open stops the run here
-    run_dir = Path(cfg.log.run_dir or f"runs/{datetime.now():%Y%m%d-%H%M%S}")
+    lead, world = distributed.rank() == 0, distributed.world_size()
+    run_dir = Path(distributed.broadcast_object(cfg.log.run_dir or f"runs/{datetime.now():%Y%m%d-%H%M%S}"))
     resume = None
     if cfg.checkpoint.resume:
         resume = latest_checkpoint(run_dir) if cfg.checkpoint.resume == "auto" else Path(cfg.checkpoint.resume)
+        resume = distributed.broadcast_object(resume)  # rank 0's view of the shared folder
         if cfg.checkpoint.resume != "auto" and not (resume / "state.json").exists():
             raise FileNotFoundError(f"checkpoint {resume} not found (or incomplete)")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(to_yaml(cfg))
+    if lead:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(to_yaml(cfg))
 
     seed = cfg.train.seed
     random.seed(seed)
@@ -149,42 +194,65 @@ def train(cfg: RunConfig) -> Path:
     if cfg.model.threads:
         torch.set_num_threads(cfg.model.threads)
 
-    model, tokenizer = load_model_and_tokenizer(cfg.model.name, dtype=cfg.model.dtype, device=cfg.model.device)
+    model, tokenizer = load_model_and_tokenizer(cfg.model.name, dtype=cfg.model.dtype, device=_device_setting(cfg))
     if cfg.model.system_prompt is not None and cfg.model.chat_template:
         default_system_prompt(tokenizer, cfg.model.system_prompt)
     mixed = pick_autocast(cfg.model.autocast, next(model.parameters()).device)
     algo = getattr(cfg.algorithm, cfg.algorithm.name)
+    sharded = cfg.distributed.strategy == "fsdp" and world > 1
     reference = None
     if cfg.model.lora_rank > 0:
         model = add_lora(model, r=cfg.model.lora_rank, alpha=cfg.model.lora_alpha)  # reference: adapters off
     elif algo.beta > 0:
         frozen = copy.deepcopy(model).eval().requires_grad_(False)
         reference = Policy(
-            frozen, temperature=cfg.rollout.temperature, micro_batch_size=algo.micro_batch_size, autocast=mixed
-        )
+            frozen, temperature=cfg.rollout.temperature, micro_batch_size=algo.micro_batch_size, autocast=mixed,
+            share_prompts=not sharded,
+        )  # fmt: skip
     model.train()
-    policy = Policy(model, temperature=cfg.rollout.temperature, micro_batch_size=algo.micro_batch_size, autocast=mixed)
+    critic = _critic(cfg, model, mixed)
+    if sharded:  # the copies above are taken from the full model; the optimisers below hold the shards
+        distributed.shard(model)
+        if reference is not None:
+            distributed.shard(reference.model)
+        if critic is not None:
+            distributed.shard(critic, critic.trunk)
+    policy = Policy(
+        model, temperature=cfg.rollout.temperature, micro_batch_size=algo.micro_batch_size, autocast=mixed,
+        share_prompts=not sharded,  # one forward pass per micro-batch under FSDP
+    )  # fmt: skip
     engine = _engine(cfg, model, tokenizer, mixed)
-    agent, optimizers = _agent(cfg, policy, reference, model, mixed)
+    agent, optimizers = _agent(cfg, policy, reference, critic)
     scheduler = _schedule(cfg, optimizers["policy"])
     optimizers["scheduler"] = scheduler
-    critic = getattr(agent, "critic", None)
+    owners = {"policy": model, "critic": critic}
 
-    train_env.reset(1, seed=seed)  # seeds the draw; checkpoints carry the RNG position on
+    train_env.reset(1, seed=distributed.rank_seed(seed))  # seeds the draw; checkpoints carry the RNG position on
     start_step, elapsed_before = 0, 0.0
     if resume is not None:
-        state = load_checkpoint(resume, model=model, optimizers=optimizers, critic=critic)
+        state = load_checkpoint(resume, model=model, optimizers=optimizers, critic=critic, owners=owners)
         agent.load_state_dict(state["agent"])
-        train_env.load_state_dict(state["env"])
+        env_states = state.get("env_ranks", [state["env"]])
+        if len(env_states) == world:
+            train_env.load_state_dict(env_states[distributed.rank()])
+        elif distributed.rank() > 0:  # another world size: the other ranks start fresh streams
+            train_env.reset(1, seed=distributed.rank_seed(seed, state["step"]))
+        else:
+            train_env.load_state_dict(state["env"])
         start_step, elapsed_before = state["step"], state["elapsed"]
         engine.sync_weights(model)  # a vLLM engine starts from the base weights
 
     eval_problems = eval_env.distinct_problems(cfg.eval.problems, seed=seed + 1)
-    trackers = open_trackers(cfg.log.report_to, run_dir, to_dict(cfg))
-    log = RunLog(
-        run_dir, total_steps=cfg.train.steps, progress=cfg.log.progress, start_step=start_step, trackers=trackers
-    )
+    if lead:
+        trackers = open_trackers(cfg.log.report_to, run_dir, to_dict(cfg))
+        log: RunLog | NullLog = RunLog(
+            run_dir, total_steps=cfg.train.steps, progress=cfg.log.progress, start_step=start_step, trackers=trackers
+        )
+    else:
+        log = NullLog()
     log.message(f"run folder: {run_dir}" + (f"  (resumed from {resume})" if resume else ""))
+    if world > 1:
+        log.message(f"{world} ranks, {cfg.distributed.strategy}: {cfg.rollout.prompts_per_step // world} prompts each")
     log.message(describe_precision(cfg.model.autocast, next(model.parameters()).device, mixed))
     stop = {"requested": False}
 
@@ -200,10 +268,13 @@ def train(cfg: RunConfig) -> Path:
         if step in evaluated_at:  # the time limit can stop a run right after a periodic evaluation
             return
         evaluated_at.add(step)
-        report = evaluate(
-            engine, eval_env, eval_problems, max_new_tokens=cfg.rollout.max_new_tokens,
-            pass_k=cfg.eval.pass_k, temperature=cfg.rollout.temperature, batch_size=cfg.eval.batch_size, seed=seed,
-        )  # fmt: skip
+        with distributed.gathered(model):
+            report = evaluate(
+                engine, eval_env, distributed.shard_of(eval_problems), max_new_tokens=cfg.rollout.max_new_tokens,
+                pass_k=cfg.eval.pass_k, temperature=cfg.rollout.temperature, batch_size=cfg.eval.batch_size,
+                seed=seed,
+            )  # fmt: skip
+        report = EvalReport.merge(distributed.gather_objects(report))
         log.log(step, report.flat())
         log.samples(step, [{"eval": True, **s} for s in report.samples])
         log.message(
@@ -217,6 +288,8 @@ def train(cfg: RunConfig) -> Path:
             "env": train_env.state_dict(),
             "elapsed": elapsed(),
         }
+        if world > 1:
+            state["env_ranks"] = distributed.gather_objects(train_env.state_dict())
         save_checkpoint(
             run_dir,
             step,
@@ -226,6 +299,7 @@ def train(cfg: RunConfig) -> Path:
             critic=critic,
             tokenizer=tokenizer,
             keep=cfg.checkpoint.keep,
+            owners=owners,
         )
 
     started = time.monotonic()
@@ -241,30 +315,36 @@ def train(cfg: RunConfig) -> Path:
         B = cfg.rollout.prompts_per_step
         for step in range(start_step, cfg.train.steps):
             limit = cfg.train.time_limit_minutes
-            if stop["requested"] or (limit is not None and elapsed() > limit * 60):
+            # Every rank stops at the same step: rank 0's clock and Ctrl-C decide.
+            if distributed.broadcast_object(stop["requested"] or (limit is not None and elapsed() > limit * 60)):
                 break
             t0 = time.monotonic()
-            problems = train_env.reset(B)
-            params = SamplingParams(
-                n=cfg.rollout.group_size, max_new_tokens=cfg.rollout.max_new_tokens, temperature=cfg.rollout.temperature,
-                top_p=cfg.rollout.top_p, seed=derive_seed(seed, step),
-            )  # fmt: skip
-            rollouts = engine.generate([p.prompt for p in problems], params)
-            t1 = time.monotonic()
-            result = train_env.step(problems, rollouts.groups(), on_error="record")
-            if result.errors:
-                log.errors(step, [{"problem_id": problems[b].id, "sample": g, "error": e} for b, g, e in result.errors])
-            t2 = time.monotonic()
-            metrics = agent.update(Experience.from_rollouts(rollouts, result.rewards, result.scored, result.infos))
-            lr = scheduler.get_last_lr()[0]  # the rate this update used
-            with warnings.catch_warnings():
-                # A step whose groups all lacked signal takes no optimiser step; the
-                # schedule still counts it (torch warns when that happens first).
-                warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
-                scheduler.step()
-            t3 = time.monotonic()
-            engine.sync_weights(model)
-            t4 = time.monotonic()
+            with distributed.gathered(model, reference and reference.model, critic):
+                problems = train_env.reset(B // world)
+                params = SamplingParams(
+                    n=cfg.rollout.group_size, max_new_tokens=cfg.rollout.max_new_tokens,
+                    temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
+                    seed=distributed.rank_seed(seed, step),  # derive_seed(seed, step) on rank 0
+                )  # fmt: skip
+                rollouts = engine.generate([p.prompt for p in problems], params)
+                t1 = time.monotonic()
+                result = train_env.step(problems, rollouts.groups(), on_error="record")
+                errors = [{"problem_id": problems[b].id, "sample": g, "error": e} for b, g, e in result.errors]
+                if world > 1:
+                    errors = [row for rows in distributed.gather_objects(errors) for row in rows]
+                if errors:
+                    log.errors(step, errors)
+                t2 = time.monotonic()
+                metrics = agent.update(Experience.from_rollouts(rollouts, result.rewards, result.scored, result.infos))
+                lr = scheduler.get_last_lr()[0]  # the rate this update used
+                with warnings.catch_warnings():
+                    # A step whose groups all lacked signal takes no optimiser step; the
+                    # schedule still counts it (torch warns when that happens first).
+                    warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
+                    scheduler.step()
+                t3 = time.monotonic()
+                engine.sync_weights(model)
+                t4 = time.monotonic()
             metrics.update(
                 {
                     "time/rollout": t1 - t0,
@@ -276,6 +356,9 @@ def train(cfg: RunConfig) -> Path:
                     "elapsed": elapsed(),
                 }
             )
+            if world > 1:
+                metrics = distributed.reduce_metrics(metrics)
+                metrics["world_size"] = world
             log.log(step, metrics)
             if cfg.log.samples_every and step % cfg.log.samples_every == 0:
                 log.samples(step, [
@@ -295,7 +378,7 @@ def train(cfg: RunConfig) -> Path:
     finally:
         signal.signal(signal.SIGINT, previous_handler)
         log.close()
-    if cfg.log.plots:
+    if cfg.log.plots and lead:
         from rlvr.plots import plot_run
 
         plot_run(run_dir)

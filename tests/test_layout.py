@@ -18,9 +18,10 @@ CORE, MODEL, AGENTS, PREFERENCE, TRAINER = "core", "model", "agents", "preferenc
 RANK = {CORE: 0, MODEL: 1, AGENTS: 2, PREFERENCE: 2, TRAINER: 3}
 WINGS = {
     CORE: ["rlvr", "rlvr.types", "rlvr.rewards", "rlvr.registry", "rlvr.core", "rlvr.batched", "rlvr.spaces",
-           "rlvr.testing", "rlvr.execution", "rlvr.envs", "rlvr.verifiers", "rlvr.integrations"],
+           "rlvr.testing", "rlvr.execution", "rlvr.envs", "rlvr.verifiers", "rlvr.integrations",
+           "rlvr.episodes", "rlvr.tools"],
     MODEL: ["rlvr.models", "rlvr.tokens", "rlvr.precision", "rlvr.prefix", "rlvr.sampler", "rlvr.policy",
-            "rlvr.rollout", "rlvr.vllm_engine",
+            "rlvr.rollout", "rlvr.vllm_engine", "rlvr.episode_rollout", "rlvr.distributed",
             "rlvr.evaluation"],
     AGENTS: ["rlvr.agents"],
     PREFERENCE: ["rlvr.preference"],

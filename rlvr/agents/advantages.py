@@ -7,6 +7,7 @@ they take no part in baselines and get advantage 0, so they carry no gradient.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -16,6 +17,7 @@ from rlvr.agents.kl import shaped_token_rewards
 
 __all__ = [
     "MovingAverageBaseline",
+    "Reduce",
     "WhitenLevel",
     "batch_mean_advantages",
     "batch_normalized_advantages",
@@ -32,6 +34,13 @@ __all__ = [
 ]
 
 WhitenLevel = Literal["token", "sequence"]
+Reduce = Callable[[Tensor], Tensor]
+"""Sums a vector of statistics over data-parallel ranks (:func:`rlvr.distributed.reduce_sums`).
+
+Batch statistics (batch-mean baselines, whitening) take one as ``reduce`` so that
+each rank's share of a batch is normalised with the whole batch's statistics; None
+keeps them to the tensors given.
+"""
 
 
 def masked_mean(x: Tensor, mask: Tensor, dim: int | None = None) -> Tensor:
@@ -42,8 +51,13 @@ def masked_mean(x: Tensor, mask: Tensor, dim: int | None = None) -> Tensor:
     return (x * mask).sum(dim) / mask.sum(dim).clamp(min=1)
 
 
-def masked_var(x: Tensor, mask: Tensor, unbiased: bool = True) -> Tensor:
-    """Variance of the masked-in entries of ``x`` (Bessel-corrected by default)."""
+def masked_var(x: Tensor, mask: Tensor, unbiased: bool = True, reduce: Reduce | None = None) -> Tensor:
+    """Variance of the masked-in entries of ``x`` (Bessel-corrected by default).
+
+    ``reduce``: over every rank's entries (Bessel-corrected).
+    """
+    if reduce is not None:
+        return _global_var(x, mask, _global_mean(x, mask, reduce), reduce)
     mean = masked_mean(x, mask)
     n = mask.to(x.dtype).sum()
     var = masked_mean((x - mean) ** 2, mask)
@@ -52,16 +66,32 @@ def masked_var(x: Tensor, mask: Tensor, unbiased: bool = True) -> Tensor:
     return var
 
 
-def batch_mean_advantages(rewards: Tensor, scored: Tensor | None = None) -> Tensor:
+def batch_mean_advantages(rewards: Tensor, scored: Tensor | None = None, reduce: Reduce | None = None) -> Tensor:
     """REINFORCE advantages with the batch-mean baseline.
 
     ``A_i = r_i - mean_j r_j`` over scored completions: REINFORCE (Williams, 1992)
     with the batch-mean baseline of the RLHF lecture slides (Ahn, 2026).
 
-    rewards, scored: ``[N]``. Returns ``[N]``.
+    rewards, scored: ``[N]``. Returns ``[N]``. ``reduce``: the mean over every rank's rows.
     """
     scored = _scored(rewards, scored)
-    return torch.where(scored, rewards - masked_mean(rewards, scored), torch.zeros_like(rewards))
+    mean = masked_mean(rewards, scored) if reduce is None else _global_mean(rewards, scored, reduce)
+    return torch.where(scored, rewards - mean, torch.zeros_like(rewards))
+
+
+def _global_mean(x: Tensor, mask: Tensor, reduce: Reduce) -> Tensor:
+    """The mean of ``x`` where ``mask``, over every rank's entries (0 where none is masked in)."""
+    m = mask.to(x.dtype)
+    sums = reduce(torch.stack([(x * m).sum(), m.sum()]))  # [2]
+    return sums[0] / sums[1].clamp(min=1)
+
+
+def _global_var(x: Tensor, mask: Tensor, mean: Tensor, reduce: Reduce) -> Tensor:
+    """The Bessel-corrected variance of ``x`` where ``mask`` around ``mean``, over every rank's entries."""
+    m = mask.to(x.dtype)
+    sums = reduce(torch.stack([(((x - mean) ** 2) * m).sum(), m.sum()]))  # [2]
+    n = sums[1]
+    return sums[0] / (n - 1).clamp(min=1) if n > 1 else sums[0] / n.clamp(min=1)
 
 
 class MovingAverageBaseline:
@@ -79,12 +109,22 @@ class MovingAverageBaseline:
         self.momentum = momentum
         self.value = initial
 
-    def __call__(self, rewards: Tensor, scored: Tensor | None = None) -> Tensor:
-        """rewards, scored: ``[N]`` -> advantages ``[N]``; then updates the baseline."""
+    def __call__(self, rewards: Tensor, scored: Tensor | None = None, reduce: Reduce | None = None) -> Tensor:
+        """rewards, scored: ``[N]`` -> advantages ``[N]``; then updates the baseline.
+
+        ``reduce``: the batch mean is over every rank's rows (each rank keeps the same baseline).
+        """
         scored = _scored(rewards, scored)
-        if not scored.any():
+        if reduce is not None:
+            m = scored.to(rewards.dtype)
+            sums = reduce(torch.stack([(rewards * m).sum(), m.sum()]))  # [2]
+            if sums[1] == 0:
+                return torch.zeros_like(rewards)
+            batch_mean = float(sums[0] / sums[1])
+        elif not scored.any():
             return torch.zeros_like(rewards)
-        batch_mean = float(masked_mean(rewards, scored))
+        else:
+            batch_mean = float(masked_mean(rewards, scored))
         baseline = batch_mean if self.value is None else self.value
         self.value = batch_mean if self.value is None else self.momentum * self.value + (1 - self.momentum) * batch_mean
         return torch.where(scored, rewards - baseline, torch.zeros_like(rewards))
@@ -167,12 +207,17 @@ def gae(rewards: Tensor, values: Tensor, mask: Tensor, gamma: float = 1.0, lam: 
     return advantages, (advantages + values) * mask
 
 
-def whiten(x: Tensor, mask: Tensor, shift_mean: bool = True, eps: float = 1e-8) -> Tensor:
+def whiten(x: Tensor, mask: Tensor, shift_mean: bool = True, eps: float = 1e-8, reduce: Reduce | None = None) -> Tensor:
     """``(x - mean) / std`` over masked-in entries (mean kept when ``shift_mean`` is False).
 
-    x, mask: any matching shape. Masked-out entries come back as 0.
+    x, mask: any matching shape. Masked-out entries come back as 0. ``reduce``:
+    the statistics are over every rank's entries.
     """
-    mean, var = masked_mean(x, mask), masked_var(x, mask)
+    if reduce is None:
+        mean, var = masked_mean(x, mask), masked_var(x, mask)
+    else:
+        mean = _global_mean(x, mask, reduce)
+        var = _global_var(x, mask, mean, reduce)
     out = (x - mean) * torch.rsqrt(var + eps)
     if not shift_mean:
         out = out + mean
@@ -191,7 +236,7 @@ def returns_to_go(token_rewards: Tensor, mask: Tensor) -> Tensor:
 
 
 def batch_normalized_advantages(
-    advantages: Tensor, mask: Tensor, level: WhitenLevel = "token", eps: float = 1e-8
+    advantages: Tensor, mask: Tensor, level: WhitenLevel = "token", eps: float = 1e-8, reduce: Reduce | None = None
 ) -> Tensor:
     """REINFORCE++'s global normalisation: ``(A - mean) / std`` over the whole batch (Hu, 2025).
 
@@ -205,7 +250,7 @@ def batch_normalized_advantages(
 
     advantages: ``[N, T]`` (or ``[N]``, broadcast over each row's tokens); mask
     ``[N, T]``. Returns ``[N, T]``, 0 where ``mask`` is 0 and for rows without a
-    token.
+    token. ``reduce``: the statistics are over every rank's rows.
     """
     m = mask.to(advantages.dtype)
     adv = (advantages[:, None] if advantages.dim() == 1 else advantages) * m  # [N, T]
@@ -215,9 +260,15 @@ def batch_normalized_advantages(
         w, n = m / m.sum(dim=1, keepdim=True).clamp(min=1), (m.sum(dim=1) > 0).sum().to(m.dtype)
     else:
         raise ValueError(f"whitening level must be 'token' or 'sequence', got {level!r}")
-    total = w.sum().clamp(min=1e-12)
-    mean = (w * adv).sum() / total
-    var = (w * (adv - mean) ** 2).sum() / total
+    if reduce is not None:
+        sums = reduce(torch.stack([w.sum(), (w * adv).sum(), n]))  # [3]
+        total, n = sums[0].clamp(min=1e-12), sums[2]
+        mean = sums[1] / total
+        var = reduce((w * (adv - mean) ** 2).sum()[None])[0] / total
+    else:
+        total = w.sum().clamp(min=1e-12)
+        mean = (w * adv).sum() / total
+        var = (w * (adv - mean) ** 2).sum() / total
     if n > 1:
         var = var * n / (n - 1)
     return (adv - mean) * torch.rsqrt(var + eps) * m
@@ -232,6 +283,7 @@ def reinforce_plus_plus_advantages(
     group: Tensor | None = None,
     scored: Tensor | None = None,
     level: WhitenLevel = "token",
+    reduce: Reduce | None = None,
 ) -> Tensor:
     """REINFORCE++ (Hu, 2025): token-level KL in the reward, reward-to-go, then batch normalisation.
 
@@ -256,7 +308,7 @@ def reinforce_plus_plus_advantages(
     if group is not None:
         r, _ = group_normalized_advantages(r, group, scored, scale_by_std=False)  # r - group mean
     token_rewards = shaped_token_rewards(r, torch.zeros_like(m) if kl is None else kl, m, beta)  # [N, T]
-    return batch_normalized_advantages(returns_to_go(token_rewards, m), m, level)
+    return batch_normalized_advantages(returns_to_go(token_rewards, m), m, level, reduce=reduce)
 
 
 def gdpo_advantages(
@@ -267,6 +319,7 @@ def gdpo_advantages(
     weights: Tensor | None = None,
     scale_by_std: bool = True,
     eps: float = 1e-4,
+    reduce: Reduce | None = None,
 ) -> tuple[Tensor, Tensor]:
     """GDPO's decoupled normalisation of a composed reward (GDPO, 2026, arXiv 2601.05242).
 
@@ -276,7 +329,8 @@ def gdpo_advantages(
     the sum is whitened over the batch's scored rows, ``A_i = (S_i - mean S) / std S``.
     Normalising the *sum* instead (GRPO on the combined reward) lets a component
     with a wide spread drown one with a narrow spread, and maps different
-    component patterns to the same advantage.
+    component patterns to the same advantage. ``reduce``: the batch whitening is
+    over every rank's rows.
 
     Limits: the composite's own combination (its weights, gates, clips) is not
     applied: each component enters linearly with its weight here, so a gate's
@@ -298,7 +352,7 @@ def gdpo_advantages(
         )  # [N] each
         w_k = 1.0 if weights is None else weights[k]
         total, zero_std = total + w_k * adv_k, zero_std & zero_k
-    return whiten(total, scored.to(total.dtype)), zero_std & scored  # [N], 0 where unscored
+    return whiten(total, scored.to(total.dtype), reduce=reduce), zero_std & scored  # [N], 0 where unscored
 
 
 def overlong_penalty(lengths: Tensor, budget: int, buffer: int, penalty: float = 1.0) -> Tensor:

@@ -92,7 +92,12 @@ class Critic(nn.Module):
 
     @torch.no_grad()
     def values(self, input_ids: Tensor, attention_mask: Tensor, prompt_len: int, micro_batch_size: int = 8) -> Tensor:
-        """No-grad values ``[N, T]`` (PPO's ``old_values``), ``micro_batch_size`` rows per forward pass."""
+        """No-grad values ``[N, T]`` (PPO's ``old_values``), ``micro_batch_size`` rows per forward pass.
+
+        ``[0, T]`` for no rows (a data-parallel rank that kept none).
+        """
+        if len(input_ids) == 0:
+            return torch.zeros(0, input_ids.shape[1] - prompt_len, device=input_ids.device)
         return torch.cat(
             [
                 self(input_ids[i : i + micro_batch_size], attention_mask[i : i + micro_batch_size], prompt_len)

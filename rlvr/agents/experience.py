@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from rlvr import distributed
 from rlvr.agents.advantages import overlong_penalty
 from rlvr.rollout import Rollouts
 
@@ -24,7 +25,11 @@ __all__ = [
     "Experience",
     "Stats",
     "check_overlong_options",
+    "batch_reduce",
+    "global_mean",
+    "global_totals",
     "minibatches",
+    "nothing_kept",
     "optimizer_step",
     "rollout_metrics",
     "shape_overlong",
@@ -143,10 +148,50 @@ def _flat(values: Any, dtype: torch.dtype, device: torch.device) -> Tensor:
 
 
 def minibatches(n: int, size: int | None, generator: torch.Generator | None = None) -> list[Tensor]:
-    """A random partition of ``range(n)`` into chunks of ``size`` (all of it when None)."""
+    """A random partition of ``range(n)`` into chunks of ``size`` (all of it when None).
+
+    With several data-parallel ranks, ``n`` is this rank's row count and ``size``
+    counts rows over all ranks: every rank cuts its rows into the same number of
+    chunks, ``ceil(global rows / size)`` (one when None), as equal as can be (some
+    may be empty), so every rank takes the same optimiser steps. A minibatch is
+    then about ``size`` rows spread over the ranks, not a random subset of the
+    global batch.
+    """
     order = torch.randperm(n, generator=generator)
+    if distributed.is_distributed():
+        total = int(distributed.global_sum(n)[0])
+        parts = 1 if size is None else max(1, math.ceil(total / size))
+        return list(order.tensor_split(parts))
     size = n if size is None else size
     return [order[i : i + size] for i in range(0, n, size)]
+
+
+def global_totals(mask: Tensor) -> dict[str, float]:
+    """The loss denominators of a minibatch with completion mask ``mask [n, T]``, summed over ranks.
+
+    ``total_tokens`` and ``total_seqs`` (rows with a token) as :func:`rlvr.agents.losses.aggregate`
+    takes them: with several ranks each rank divides by the global counts, so the
+    summed gradients are those of one process with the whole batch.
+    """
+    tokens, seqs = distributed.global_sum(mask.sum(), (mask.sum(dim=1) > 0).sum())
+    return {"total_tokens": tokens, "total_seqs": seqs}
+
+
+def batch_reduce() -> Any:
+    """The ``reduce`` of batch statistics (:data:`rlvr.agents.advantages.Reduce`): a sum over ranks, None in one process."""
+    return distributed.reduce_sums if distributed.is_distributed() else None
+
+
+def nothing_kept(exp: Experience) -> bool:
+    """Whether no rank kept a row (every rank gets the same answer, so all return early together)."""
+    return distributed.global_sum(len(exp))[0] == 0
+
+
+def global_mean(values: Tensor, mask: Tensor | None = None) -> float:
+    """The mean of ``values`` (where ``mask``) over every rank's entries; nan when there is none."""
+    m = torch.ones_like(values) if mask is None else mask.to(values.dtype)
+    total, count = distributed.global_sum((values * m).sum(), m.sum())
+    return total / count if count > 0 else math.nan
 
 
 def micro_batches(index: Tensor, size: int) -> Iterator[Tensor]:
@@ -162,16 +207,34 @@ def micro_batches(index: Tensor, size: int) -> Iterator[Tensor]:
 
 
 def optimizer_step(
-    optimizer: torch.optim.Optimizer, parameters: Iterable[nn.Parameter], max_grad_norm: float | None
+    optimizer: torch.optim.Optimizer,
+    parameters: Iterable[nn.Parameter],
+    max_grad_norm: float | None,
+    module: nn.Module | None = None,
 ) -> float:
-    """Clip gradients (when ``max_grad_norm`` is set), step, zero; returns the pre-clip norm."""
+    """Clip gradients (when ``max_grad_norm`` is set), step, zero; returns the pre-clip norm.
+
+    ``module`` (the policy or the critic that owns ``parameters``): with several
+    data-parallel ranks, its gradients are summed over ranks first
+    (:func:`rlvr.distributed.reduce_gradients`), so the norm, the clipping and the
+    step are the global batch's, and its gathered weights are refreshed after a
+    sharded step (:func:`rlvr.distributed.refresh_shards`).
+    """
+    sharded = distributed.is_sharded(module)
+    if module is not None:
+        distributed.reduce_gradients(module)
+    if sharded:  # the optimiser holds the shards; the module shows its gathered copy, without gradients
+        parameters = (p for group in optimizer.param_groups for p in group["params"])
     params = [p for p in parameters if p.grad is not None]
-    if max_grad_norm is not None:
-        norm = float(torch.nn.utils.clip_grad_norm_(params, max_grad_norm))
+    if max_grad_norm is not None or sharded:
+        norm = torch.nn.utils.clip_grad_norm_(params, math.inf if max_grad_norm is None else max_grad_norm)
+        norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
     else:
         norm = float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))) if params else 0.0
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
+    if module is not None:
+        distributed.refresh_shards(module)
     return norm
 
 
@@ -189,8 +252,19 @@ class Stats:
             self.weights[k] += weight
 
     def means(self) -> dict[str, float]:
-        """The weighted mean of each statistic added so far (those with zero total weight are left out)."""
-        return {k: self.sums[k] / self.weights[k] for k in self.sums if self.weights[k] > 0}
+        """The weighted mean of each statistic added so far (those with zero total weight are left out).
+
+        With several data-parallel ranks the sums and weights are every rank's
+        (a collective: every rank calls it), so the means are the global batch's.
+        """
+        sums, weights = self.sums, self.weights
+        if distributed.is_distributed():
+            sums, weights = defaultdict(float), defaultdict(float)
+            for s, w in distributed.gather_objects((dict(self.sums), dict(self.weights))):
+                for k in s:
+                    sums[k] += s[k]
+                    weights[k] += w[k]
+        return {k: sums[k] / weights[k] for k in sums if weights[k] > 0}
 
 
 def check_overlong_options(overlong_buffer: int, overlong_penalty: float, token_budget: int | None) -> None:
@@ -227,8 +301,11 @@ def begin_update(exp: Experience, cfg: Any, beta: float) -> tuple[Experience, di
 
 
 def kept_rows(exp: Experience, keep: Tensor, metrics: dict[str, float]) -> Experience:
-    """Only the rows of ``keep`` ``[N]``: the rest pay no forward or backward pass; logs ``rows_kept``."""
-    metrics["rows_kept"] = float(keep.sum())
+    """Only the rows of ``keep`` ``[N]``: the rest pay no forward or backward pass; logs ``rows_kept``.
+
+    ``rows_kept`` counts every rank's rows.
+    """
+    metrics["rows_kept"] = distributed.global_sum(keep.sum())[0]
     return exp if keep.all() else exp.rows(keep)
 
 
@@ -259,6 +336,9 @@ def shape_overlong(exp: Experience, token_budget: int, buffer: int, penalty: flo
             component_names=(*exp.component_names, "overlong"),
         )
     scored = pen[exp.scored]
+    if distributed.is_distributed():
+        mean = global_mean(pen, exp.scored)
+        return shaped, {"overlong_penalty_mean": 0.0 if math.isnan(mean) else mean}
     return shaped, {"overlong_penalty_mean": float(scored.mean()) if len(scored) else 0.0}
 
 
@@ -266,12 +346,21 @@ def rollout_metrics(exp: Experience, warn_truncated_above: float = 0.5) -> dict[
     """Reward and length statistics of a batch; warns when most completions were cut off.
 
     With ``reward_components``, each component's mean and std over the scored rows
-    are logged too (``component/<name>/mean``, ``component/<name>/std``).
+    are logged too (``component/<name>/mean``, ``component/<name>/std``). With
+    several data-parallel ranks, the statistics are over every rank's rows.
     """
-    scored = exp.scored
-    rewards = exp.rewards[scored]
+    scored, all_rewards, components = exp.scored, exp.rewards, exp.reward_components
     lengths = exp.completion_mask.sum(dim=1).float()
-    truncated = float(exp.truncated.float().mean()) if len(exp) else 0.0
+    truncated_rows = exp.truncated
+    if distributed.is_distributed():
+        parts = distributed.gather_objects(
+            [t.cpu() if t is not None else None for t in (scored, all_rewards, lengths, truncated_rows, components)]
+        )
+        scored, all_rewards, lengths, truncated_rows = (torch.cat([p[i] for p in parts]) for i in range(4))
+        components = torch.cat([p[4] for p in parts]) if components is not None else None
+    n_rows = len(all_rewards)
+    rewards = all_rewards[scored]
+    truncated = float(truncated_rows.float().mean()) if n_rows else 0.0
     if truncated > warn_truncated_above:
         warnings.warn(
             f"{truncated:.0%} of completions hit the length limit: raise max_new_tokens or expect a biased signal",
@@ -280,12 +369,12 @@ def rollout_metrics(exp: Experience, warn_truncated_above: float = 0.5) -> dict[
     metrics = {
         "reward_mean": float(rewards.mean()) if len(rewards) else math.nan,
         "reward_std": float(rewards.std()) if len(rewards) > 1 else 0.0,
-        "scored_fraction": float(scored.float().mean()) if len(exp) else 0.0,
-        "response_length": float(lengths.mean()) if len(exp) else 0.0,
+        "scored_fraction": float(scored.float().mean()) if n_rows else 0.0,
+        "response_length": float(lengths.mean()) if n_rows else 0.0,
         "truncated_fraction": truncated,
     }
-    if exp.reward_components is not None:
-        components = exp.reward_components[scored]  # [n_scored, K]
+    if components is not None:
+        components = components[scored]  # [n_scored, K]
         for k, name in enumerate(exp.component_names):
             values = components[:, k]
             metrics[f"component/{name}/mean"] = float(values.mean()) if len(values) else math.nan

@@ -40,19 +40,24 @@ from typing import Any, Literal
 
 import torch
 
+from rlvr import distributed
 from rlvr.agents.advantages import gdpo_advantages, group_normalized_advantages, masked_mean
 from rlvr.agents.experience import (
     Experience,
     Stats,
+    batch_reduce,
     begin_update,
     check_overlong_options,
+    global_mean,
+    global_totals,
     kept_rows,
     micro_batches,
     minibatches,
+    nothing_kept,
     optimizer_step,
 )
 from rlvr.agents.kl import KLEstimator, check_kl_choice, kl_controller, kl_estimate, kl_penalty_loss
-from rlvr.agents.losses import DEFAULT_CLIP, POLICY_LOSSES, Aggregation, PolicyLoss, aggregate, counted_rows
+from rlvr.agents.losses import DEFAULT_CLIP, POLICY_LOSSES, Aggregation, PolicyLoss, aggregate
 from rlvr.agents.mismatch import TISLevel, mismatch_stats, tis_weights
 from rlvr.policy import Policy, reference_logprobs
 
@@ -228,8 +233,9 @@ class GRPO:
                 )
             weights = exp.reward_components.new_tensor([cfg.component_weights.get(k, 1.0) for k in exp.component_names])
             return gdpo_advantages(
-                exp.reward_components, exp.group, exp.scored, weights=weights, scale_by_std=cfg.scale_by_std
-            )
+                exp.reward_components, exp.group, exp.scored, weights=weights, scale_by_std=cfg.scale_by_std,
+                reduce=batch_reduce(),
+            )  # fmt: skip
         return group_normalized_advantages(rewards, exp.group, exp.scored, scale_by_std=cfg.scale_by_std)
 
     def update(self, exp: Experience) -> dict[str, float]:
@@ -277,20 +283,23 @@ class GRPO:
         # Groups without signal are judged on the task's rewards, before any KL in the reward.
         zero_std = self.advantages(exp.rewards, exp)[1]  # [N]
         n_groups = int(exp.group.max()) + 1 if len(exp) else 0
-        metrics["zero_std_groups"] = float(len(torch.unique(exp.group[zero_std]))) if zero_std.any() else 0.0
-        metrics["zero_std_group_fraction"] = metrics["zero_std_groups"] / max(n_groups, 1)
+        zero_groups = float(len(torch.unique(exp.group[zero_std]))) if zero_std.any() else 0.0
+        zero_groups, n_groups = distributed.global_sum(zero_groups, n_groups)  # over every rank's groups
+        metrics["zero_std_groups"] = zero_groups
+        metrics["zero_std_group_fraction"] = zero_groups / max(n_groups, 1)
         keep = exp.scored & ~zero_std if cfg.drop_zero_std_groups else exp.scored  # [N]
         if cfg.overlong_filter:
             keep = keep & ~exp.truncated
         exp = kept_rows(exp, keep, metrics)
-        if len(exp) == 0:
+        if nothing_kept(exp):  # on every rank; a rank without rows still takes part in the steps
             return metrics  # nothing to learn from, no KL measured: the controller keeps beta
 
         args = (exp.input_ids, exp.attention_mask, exp.prompt_len)
         mask = exp.completion_mask.float()  # [N, T]; every row kept is scored
         # pi_old is needed when samples are reused or KL goes into the reward; with one
         # pass over one minibatch the gradient pass's own log-probs serve (ratio = 1).
-        single_pass = cfg.epochs == 1 and (cfg.minibatch_size is None or cfg.minibatch_size >= len(exp))
+        n_rows = metrics["rows_kept"]  # every rank's
+        single_pass = cfg.epochs == 1 and (cfg.minibatch_size is None or cfg.minibatch_size >= n_rows)
         old_logp = None if single_pass and cfg.kl_placement == "loss" else policy.logprobs(*args)  # [N, T]
         ref_logp = (
             reference_logprobs(policy, self.reference, *args) if beta > 0 or self.reference is not None else None
@@ -307,12 +316,7 @@ class GRPO:
         stats, first, mismatch = Stats(), Stats(), Stats()
         for epoch in range(cfg.epochs):
             for i, mb in enumerate(minibatches(len(exp), cfg.minibatch_size, self.generator)):
-                agg = dict(
-                    mode=cfg.aggregation_mode(),
-                    total_tokens=float(mask[mb].sum()),
-                    total_seqs=counted_rows(mask[mb]),
-                    constant=cfg.aggregation_constant,
-                )
+                agg = dict(mode=cfg.aggregation_mode(), constant=cfg.aggregation_constant, **global_totals(mask[mb]))
                 for micro in micro_batches(mb, cfg.micro_batch_size):
                     logp, entropy = policy(
                         exp.input_ids[micro], exp.attention_mask[micro], exp.prompt_len, with_entropy=True
@@ -341,12 +345,14 @@ class GRPO:
                             {"ratio_first": st["ratio_mean"], "clip_fraction_first": st["clip_fraction"]},
                             weight=float(m.sum()),
                         )
-                stats.add({"grad_norm": optimizer_step(self.optimizer, policy.parameters(), cfg.max_grad_norm)})
+                stats.add({"grad_norm": optimizer_step(self.optimizer, policy.parameters(), cfg.max_grad_norm, policy)})
 
         metrics.update(stats.means())
         metrics.update(first.means())
         metrics.update(mismatch.means())
-        metrics["advantage_abs_mean"] = float(advantages.abs().mean())
+        metrics["advantage_abs_mean"] = (
+            global_mean(advantages.abs()) if distributed.is_distributed() else float(advantages.abs().mean())
+        )
         if "kl_ref" in metrics:  # measured on at least one token
             self.kl_ctl.update(metrics["kl_ref"])
         return metrics

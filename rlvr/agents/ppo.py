@@ -24,20 +24,25 @@ from typing import Any
 
 import torch
 
+from rlvr import distributed
 from rlvr.agents.advantages import gae, masked_mean, masked_var, whiten
 from rlvr.agents.critic import Critic
 from rlvr.agents.experience import (
     Experience,
     Stats,
+    batch_reduce,
     begin_update,
     check_overlong_options,
+    global_mean,
+    global_totals,
     kept_rows,
     micro_batches,
     minibatches,
+    nothing_kept,
     optimizer_step,
 )
 from rlvr.agents.kl import KLEstimator, check_kl_choice, kl_controller, kl_estimate, shaped_token_rewards
-from rlvr.agents.losses import Aggregation, counted_rows, entropy_bonus, ppo_clip_loss, value_loss
+from rlvr.agents.losses import Aggregation, entropy_bonus, ppo_clip_loss, value_loss
 from rlvr.agents.mismatch import TISLevel, mismatch_stats, tis_weights
 from rlvr.policy import Policy, reference_logprobs
 
@@ -180,7 +185,7 @@ class PPO:
         beta = self.kl_ctl.beta
         exp, metrics = begin_update(exp, cfg, beta)  # metrics on every row, kept or not
         exp = kept_rows(exp, exp.scored & ~exp.truncated if cfg.overlong_filter else exp.scored, metrics)
-        if len(exp) == 0:
+        if nothing_kept(exp):  # on every rank; a rank without rows still takes part in the steps
             return metrics  # nothing to learn from, no KL measured: the controller keeps beta
 
         args = (exp.input_ids, exp.attention_mask, exp.prompt_len)
@@ -191,14 +196,20 @@ class PPO:
         if beta > 0 or self.reference is not None:
             ref_logp = reference_logprobs(policy, self.reference, *args)  # [N, T]
             kl = kl_estimate(old_logp, ref_logp, cfg.kl_estimator) * mask
-            if mask.sum() > 0:
+            if distributed.is_distributed():
+                kl_ref = global_mean(kl_estimate(old_logp, ref_logp, "k3"), mask)
+                if kl_ref == kl_ref:  # some rank has a token
+                    metrics["kl_ref"] = kl_ref
+            elif mask.sum() > 0:
                 metrics["kl_ref"] = float(masked_mean(kl_estimate(old_logp, ref_logp, "k3"), mask))
         token_rewards = shaped_token_rewards(exp.rewards, kl, mask, beta)  # [N, T]
         advantages, returns = gae(token_rewards, old_values, mask, cfg.gamma, cfg.lam)  # [N, T] each
+        reduce = batch_reduce()  # with several ranks, the whole batch's statistics
         if cfg.whiten_advantages:
-            advantages = whiten(advantages, mask)
-        residual_var = masked_var(returns - old_values, mask)
-        metrics["explained_variance"] = float(1.0 - residual_var / masked_var(returns, mask).clamp(min=1e-8))
+            advantages = whiten(advantages, mask, reduce=reduce)
+        residual_var = masked_var(returns - old_values, mask, reduce=reduce)
+        return_var = masked_var(returns, mask, reduce=reduce)
+        metrics["explained_variance"] = float(1.0 - residual_var / return_var.clamp(min=1e-8))
 
         weights = None
         if exp.sampler_logprobs is not None:  # the rollout engine's mu: measure (and correct) the gap
@@ -208,12 +219,7 @@ class PPO:
         stats, first = Stats(), Stats()
         for epoch in range(cfg.epochs):
             for i, mb in enumerate(minibatches(len(exp), cfg.minibatch_size, self.generator)):
-                agg = dict(
-                    mode=cfg.aggregation,
-                    total_tokens=float(mask[mb].sum()),
-                    total_seqs=counted_rows(mask[mb]),
-                    constant=cfg.aggregation_constant,
-                )
+                agg = dict(mode=cfg.aggregation, constant=cfg.aggregation_constant, **global_totals(mask[mb]))
                 for micro in micro_batches(mb, cfg.micro_batch_size):
                     ids, att, m = exp.input_ids[micro], exp.attention_mask[micro], mask[micro]
                     logp, entropy = policy(
@@ -236,15 +242,18 @@ class PPO:
                             {"ratio_first": st["ratio_mean"], "clip_fraction_first": st["clip_fraction"]},
                             weight=float(m.sum()),
                         )
-                stats.add({"grad_norm": optimizer_step(self.optimizer, policy.parameters(), cfg.max_grad_norm)})
-                stats.add(
-                    {"critic_grad_norm": optimizer_step(self.critic_optimizer, critic.parameters(), cfg.max_grad_norm)}
-                )
+                stats.add({"grad_norm": optimizer_step(self.optimizer, policy.parameters(), cfg.max_grad_norm, policy)})
+                critic_norm = optimizer_step(self.critic_optimizer, critic.parameters(), cfg.max_grad_norm, critic)
+                stats.add({"critic_grad_norm": critic_norm})
 
         metrics.update(stats.means())
         metrics.update(first.means())
-        metrics["value_mean"] = float(masked_mean(old_values, mask))
-        metrics["return_mean"] = float(masked_mean(returns, mask))
+        if distributed.is_distributed():
+            metrics["value_mean"] = global_mean(old_values, mask)
+            metrics["return_mean"] = global_mean(returns, mask)
+        else:
+            metrics["value_mean"] = float(masked_mean(old_values, mask))
+            metrics["return_mean"] = float(masked_mean(returns, mask))
         if "kl_ref" in metrics:  # measured on at least one token
             self.kl_ctl.update(metrics["kl_ref"])
         return metrics

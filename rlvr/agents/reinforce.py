@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 import torch
 
+from rlvr import distributed
 from rlvr.agents.advantages import (
     MovingAverageBaseline,
     WhitenLevel,
@@ -45,14 +46,18 @@ from rlvr.agents.advantages import (
 from rlvr.agents.experience import (
     Experience,
     Stats,
+    batch_reduce,
     begin_update,
     check_overlong_options,
+    global_mean,
+    global_totals,
     kept_rows,
     micro_batches,
+    nothing_kept,
     optimizer_step,
 )
 from rlvr.agents.kl import KLEstimator, check_kl_choice, kl_controller, kl_estimate, kl_penalty_loss
-from rlvr.agents.losses import Aggregation, aggregate, counted_rows, reinforce_loss
+from rlvr.agents.losses import Aggregation, aggregate, reinforce_loss
 from rlvr.policy import Policy, reference_logprobs
 
 __all__ = ["Baseline", "Reinforce", "ReinforceConfig"]
@@ -170,14 +175,14 @@ class Reinforce:
             group = exp.group if b == "reinforce_plus_plus_baseline" else None
             return reinforce_plus_plus_advantages(
                 rewards, exp.completion_mask, kl=kl, beta=beta, group=group, scored=exp.scored,
-                level=self.config.whiten_over,
+                level=self.config.whiten_over, reduce=batch_reduce(),
             )  # fmt: skip
         if kl is not None:
             rewards = rewards - beta * kl.sum(dim=1)
         if b == "batch_mean":
-            return batch_mean_advantages(rewards, exp.scored)
+            return batch_mean_advantages(rewards, exp.scored, reduce=batch_reduce())
         if b == "moving_average":
-            return self.moving_average(rewards, exp.scored)
+            return self.moving_average(rewards, exp.scored, reduce=batch_reduce())
         if b == "rloo":
             return rloo_advantages(rewards, exp.group, exp.scored)
         return torch.where(exp.scored, rewards, torch.zeros_like(rewards))
@@ -212,7 +217,7 @@ class Reinforce:
         beta = self.kl_ctl.beta
         exp, metrics = begin_update(exp, cfg, beta)  # metrics on every row, kept or not
         exp = kept_rows(exp, exp.scored & ~exp.truncated if cfg.overlong_filter else exp.scored, metrics)
-        if len(exp) == 0:
+        if nothing_kept(exp):  # on every rank; a rank without rows still takes part in the step
             return metrics  # nothing to learn from, no KL measured: the controller keeps beta
 
         args = (exp.input_ids, exp.attention_mask, exp.prompt_len)
@@ -227,12 +232,7 @@ class Reinforce:
         advantages = self.advantages(exp.rewards, exp, kl, beta)  # [N], or [N, T] for REINFORCE++
 
         stats = Stats()
-        agg = dict(
-            mode=cfg.aggregation,
-            total_tokens=float(mask.sum()),
-            total_seqs=counted_rows(mask),
-            constant=cfg.aggregation_constant,
-        )
+        agg = dict(mode=cfg.aggregation, constant=cfg.aggregation_constant, **global_totals(mask))
         for micro in micro_batches(torch.arange(len(exp)), cfg.micro_batch_size):
             logp, entropy = policy(
                 exp.input_ids[micro], exp.attention_mask[micro], exp.prompt_len, with_entropy=True
@@ -249,10 +249,13 @@ class Reinforce:
             st["loss"] = loss.detach()
             stats.add(st, weight=float(m.sum()))
         metrics.update(stats.means())
-        metrics["grad_norm"] = optimizer_step(self.optimizer, policy.parameters(), cfg.max_grad_norm)
-        metrics["advantage_abs_mean"] = float(
-            advantages.abs().mean() if advantages.dim() == 1 else masked_mean(advantages.abs(), mask)
-        )
+        metrics["grad_norm"] = optimizer_step(self.optimizer, policy.parameters(), cfg.max_grad_norm, policy)
+        if distributed.is_distributed():
+            metrics["advantage_abs_mean"] = global_mean(advantages.abs(), None if advantages.dim() == 1 else mask)
+        else:
+            metrics["advantage_abs_mean"] = float(
+                advantages.abs().mean() if advantages.dim() == 1 else masked_mean(advantages.abs(), mask)
+            )
         if "kl_ref" in metrics:  # measured on at least one token
             self.kl_ctl.update(metrics["kl_ref"])
         return metrics
