@@ -190,20 +190,25 @@ def gae(rewards: Tensor, values: Tensor, mask: Tensor, gamma: float = 1.0, lam: 
     ``A_t = sum_l (gamma*lam)^l delta_{t+l}``, with ``V`` after the last
     completion token taken as 0 (the episode ends there).
 
-    rewards, values, mask: ``[N, T]`` (mask 1 on completion tokens, a prefix of
-    each row). Returns ``(advantages [N, T], returns [N, T])`` with
-    ``returns = advantages + values``; both are 0 where ``mask`` is 0.
+    rewards, values, mask: ``[N, T]`` (mask 1 on the policy's tokens). Returns
+    ``(advantages [N, T], returns [N, T])`` with ``returns = advantages + values``;
+    both are 0 where ``mask`` is 0. The mask may have holes (an episode's
+    environment tokens): the recursion skips them, so the state after a turn's last
+    token is the next turn's first policy token, and ``gamma``/``lam`` count policy
+    tokens only.
     """
     mask = mask.to(rewards.dtype)
     rewards, values = rewards * mask, values * mask
     advantages = torch.zeros_like(rewards)
-    last = torch.zeros_like(rewards[:, 0])
-    n_tokens = rewards.shape[1]
-    for t in reversed(range(n_tokens)):
-        next_value = values[:, t + 1] * mask[:, t + 1] if t + 1 < n_tokens else torch.zeros_like(last)
+    last = torch.zeros_like(rewards[:, 0])  # [N] A of the next policy token
+    next_value = torch.zeros_like(last)  # [N] V of the next policy token (0 after the last)
+    for t in reversed(range(rewards.shape[1])):
+        keep = mask[:, t] > 0
         delta = rewards[:, t] + gamma * next_value - values[:, t]
-        last = (delta + gamma * lam * last) * mask[:, t]
-        advantages[:, t] = last
+        advantage = delta + gamma * lam * last
+        advantages[:, t] = advantage * mask[:, t]
+        last = torch.where(keep, advantage, last)
+        next_value = torch.where(keep, values[:, t], next_value)
     return advantages, (advantages + values) * mask
 
 
@@ -227,8 +232,8 @@ def whiten(x: Tensor, mask: Tensor, shift_mean: bool = True, eps: float = 1e-8, 
 def returns_to_go(token_rewards: Tensor, mask: Tensor) -> Tensor:
     """Undiscounted reward-to-go ``G_t = sum_{s >= t} r_s`` within each row (gamma = 1).
 
-    token_rewards, mask: ``[N, T]`` (mask a prefix of each row). Returns ``[N, T]``,
-    0 where ``mask`` is 0.
+    token_rewards, mask: ``[N, T]`` (holes in the mask, an episode's environment
+    tokens, carry no reward and are skipped). Returns ``[N, T]``, 0 where ``mask`` is 0.
     """
     m = mask.to(token_rewards.dtype)
     r = token_rewards * m

@@ -76,7 +76,8 @@ def shaped_token_rewards(rewards: Tensor, kl: Tensor, mask: Tensor, beta: float)
     """Per-token rewards with KL shaping, as in InstructGPT (Ouyang et al., 2022).
 
     ``r~_t = -beta * KL_t`` on every completion token, and the verifier reward is
-    added on the final (last unmasked) token: ``r~_T = r - beta * KL_T``.
+    added on the final (last unmasked) token: ``r~_T = r - beta * KL_T``. The
+    mask may have holes (an episode's environment tokens).
 
     rewards: ``[N]``; kl, mask: ``[N, T]`` (kl computed with pi_old, not pi_theta,
     so it is a constant of the update). Returns ``[N, T]``, 0 where mask is 0.
@@ -84,10 +85,12 @@ def shaped_token_rewards(rewards: Tensor, kl: Tensor, mask: Tensor, beta: float)
     """
     mask = mask.to(kl.dtype)
     shaped = -beta * kl * mask
-    lengths = mask.sum(dim=1).long()
-    has_tokens = lengths > 0
+    has_tokens = mask.sum(dim=1) > 0
+    # The last masked-in column, not the mask's length: an episode's mask has holes
+    # (environment tokens) between the policy's turns.
+    last = mask.shape[1] - 1 - mask.flip(1).argmax(dim=1)  # [N]
     rows = torch.arange(len(rewards), device=rewards.device)[has_tokens]
-    shaped[rows, lengths[has_tokens] - 1] += rewards[has_tokens].to(shaped.dtype)
+    shaped[rows, last[has_tokens]] += rewards[has_tokens].to(shaped.dtype)
     return shaped
 
 

@@ -184,7 +184,6 @@ def test_per_turn_rewards_sit_on_each_turns_last_policy_token():
     assert episodes.returns.tolist() == [1.75, 1.75]
 
 
-@pytest.mark.xfail(strict=True, reason="PPO's reward placement and GAE assume a mask without holes (docs/multiturn.md)")
 def test_ppo_credit_follows_policy_tokens_across_environment_tokens():
     mask = torch.tensor([[1, 1, 0, 0, 1, 0]], dtype=torch.float32)  # turn, observation, turn, padding
     token_rewards = shaped_token_rewards(torch.tensor([1.0]), torch.zeros_like(mask), mask, beta=0.0)
