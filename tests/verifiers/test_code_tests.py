@@ -199,10 +199,11 @@ def test_machinery_failures_are_retried_once_on_fresh_workers(monkeypatch):
 
     def fake_map(payloads, limits):
         calls.append(len(payloads))
-        return [
+        runs = [
             RunResult("error", error="boom") if len(calls) == 1 and i == 0 else RunResult("done")
             for i in range(len(payloads))
         ]
+        return runs, set()  # no index the pool itself already retried
 
     monkeypatch.setattr(sandbox, "_map", fake_map)
     results = sandbox.run([{"program": "a"}, {"program": "b"}])
