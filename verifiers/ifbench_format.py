@@ -274,9 +274,19 @@ def european_capitals_sort(text: str) -> tuple[bool, str]:
     return found == NORTHERN_CAPITALS, f"{len(found)} names, {'in' if found == NORTHERN_CAPITALS else 'not in'} order"
 
 
+def _csv_rows(text: str, delimiter: str = ",") -> list[list[str]] | None:
+    """The rows of ``text`` read as CSV, or None where it is not CSV at all (a stray carriage return)."""
+    try:
+        return list(csv.reader(io.StringIO(text), delimiter=delimiter))
+    except csv.Error:
+        return None
+
+
 def csv_city(text: str) -> tuple[bool, str]:
     """CSV: the header ID,Country,City,Year,Count and 7 rows of 5 fields."""
-    rows = list(csv.reader(io.StringIO(text)))
+    rows = _csv_rows(text)
+    if rows is None:
+        return False, "not CSV"
     ok = len(rows) == 8 and rows[0] == ["ID", "Country", "City", "Year", "Count"] and all(len(r) == 5 for r in rows)
     return ok, f"{len(rows)} rows" + ("" if ok else " (a header and 7 rows of 5 asked)")
 
@@ -290,7 +300,9 @@ def csv_special_character(text: str) -> tuple[bool, str]:
     """CSV: header ProductID,Category,Brand,Price,Stock, 14 rows of 5, a quoted field with a special character."""
     if not _header(text, ["ProductID", "Category", "Brand", "Price", "Stock"], r",[ \t]*"):
         return False, "wrong header"
-    rows = list(csv.reader(io.StringIO(text.replace('"', '"""'))))
+    rows = _csv_rows(text.replace('"', '"""'))
+    if rows is None:
+        return False, "not CSV"
     if len(rows) != 15:
         return False, f"{len(rows) - 1} data rows (14 asked)"
     for row in rows[1:]:
@@ -305,7 +317,9 @@ def csv_quotes(text: str) -> tuple[bool, str]:
     """Tab-separated: header StudentID, Subject, Grade, Semester, Score and 3 rows, every field in double quotes."""
     if not _header(text, ["StudentID", "Subject", "Grade", "Semester", "Score"], r"\t *"):
         return False, "wrong header"
-    rows = list(csv.reader(io.StringIO(text.replace('"', '"""')), delimiter="\t"))
+    rows = _csv_rows(text.replace('"', '"""'), delimiter="\t")
+    if rows is None:
+        return False, "not CSV"
     if len(rows) != 4 or any(len(r) != 5 for r in rows):
         return False, "not a header and 3 rows of 5 fields"
     quoted = all(f.strip()[:1] == '"' and f.strip()[-1:] == '"' for r in rows for f in r)

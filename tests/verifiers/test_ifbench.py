@@ -69,7 +69,7 @@ def test_each_constraint_keeps_the_verifier_contract(cid):
 
 @pytest.mark.parametrize("cid", sorted(IFBENCH_CONSTRAINTS))
 @settings(max_examples=20, deadline=None)
-@given(text=st.text(max_size=200) | st.sampled_from(["*", "<i></i>", "Question", "\n\n", '"""', "((((", "?!"]))
+@given(text=st.text(max_size=200) | st.sampled_from(["*", "<i></i>", "Question", "\n\n", '"""', "((((", "?!", "\r0"]))
 def test_hostile_text_never_raises(cid, text):
     c = IFBENCH_CONSTRAINTS[cid]
     for rules in ("ifeval", "hardened"):
@@ -223,3 +223,10 @@ def test_sentence_balance_counts_endings(sentences):
     counts = [sum(s.endswith(e) for s in sentences) for e in ".?!"]
     assert holds(" ".join(sentences), "ratio:sentence_balance") is (len(set(counts)) == 1)
     assert holds(" ".join(sentences), "ratio:sentence_type") is (counts[0] == 2 * counts[1])
+
+
+def test_text_that_is_not_csv_fails_the_csv_constraints_without_raising():
+    from rlvr.verifiers.ifbench_format import csv_city, csv_quotes, csv_special_character
+
+    for check in (csv_city, csv_special_character, csv_quotes):
+        assert check("ID,Country,City,Year,Count\r0\n")[0] is False
