@@ -218,16 +218,20 @@ class BanditEnv(gym.Env):
             raise RuntimeError(
                 "this single-step episode is over (terminated=True); call env.reset() to pose the next problem"
             )
-        if not isinstance(action, str):
-            raise TypeError(f"the action is the completion text (str), got {type(action).__name__}")
-        if action not in self.action_space:
-            raise ValueError(
-                f"completion has {len(action)} characters; this environment accepts at most "
-                f"{self.action_space.max_length} (max_completion_chars)"
-            )
+        self._check_action(action, "completion", "the completion text")
         ((reward, info),) = self.score_many([self.problem], [action])
         self._last = (action, reward, info)
         return self._observation(self.problem), reward, True, False, info
+
+    def _check_action(self, action: Any, name: str, described: str) -> None:
+        """A text action within the action space, or a TypeError / ValueError that says which bound it broke."""
+        if not isinstance(action, str):
+            raise TypeError(f"the action is {described} (str), got {type(action).__name__}")
+        if action not in self.action_space:
+            raise ValueError(
+                f"{name} has {len(action)} characters; this environment accepts at most "
+                f"{self.action_space.max_length} (max_completion_chars)"
+            )
 
     def render(self) -> str | None:
         """The episode as text with ``render_mode="ansi"``, else ``None``.

@@ -107,13 +107,7 @@ class EpisodeEnv(BanditEnv):
             raise RuntimeError("step() before reset(): call env.reset() to pose a problem first")
         if self.done:
             raise RuntimeError("this episode is over (terminated or truncated); call env.reset() for the next one")
-        if not isinstance(action, str):
-            raise TypeError(f"the action is the assistant's turn as text (str), got {type(action).__name__}")
-        if action not in self.action_space:
-            raise ValueError(
-                f"turn has {len(action)} characters; this environment accepts at most "
-                f"{self.action_space.max_length} (max_completion_chars)"
-            )
+        self._check_action(action, "turn", "the assistant's turn as text")
         self.turns += 1
         response = self.respond(action)
         terminated = bool(response.terminated)
