@@ -5,12 +5,14 @@ Binary search wins every game; a policy that ignores the feedback wins at most 2
 so 0.8 needs the observation tokens. A tiny Llama (2 layers, 32 wide, 42-token
 vocabulary), one token per turn, 4 problems x 8 episodes per step, Adam 3e-3.
 
-What it reaches: measured on a 2-core AMD EPYC, this setting climbs from about
-0.1 to 0.5-0.75 by step 100 (mean of the last steps about 0.6), short of the 0.8
-that needs the feedback; 16 episodes per problem gives about 0.6 too, and Dr.
-GRPO with Adam 1e-2 swings between 0.25 and 0.97. The policies find "guess 1 or
-3 first", a local optimum worth 2/3. The test holds what is reached: learning
-from chance to at least 0.45.
+Four passes over each batch in minibatches of 16 (8 Adam steps per batch, the
+clipped ratio guarding them) is what makes it learn within 100 steps: measured on
+a 2-core AMD EPYC, seeds 0-4 each climb from about 0.03 to a mean of 1.00 over the
+last 10 steps. One Adam step per batch, as GRPO's default, ends at 0.55-0.67 for
+seeds 0-2 after 100 steps (two epochs in minibatches of 8: 0.51-0.72; 64 episodes
+a step: 0.63-0.72): it does find binary search, but only after about 125 steps, first
+learning to answer with a digit at all and then to guess 1 or 3 first, a local
+optimum worth 2/3 that hides the value of reading the feedback.
 """
 
 import pytest
@@ -28,7 +30,11 @@ STEPS = 100
 
 def test_grpo_learns_the_guessing_game_from_chance():
     run = GameRun(seed=0)
-    agent = GRPO(run.policy, torch.optim.Adam(run.policy.parameters(), lr=3e-3), GRPOConfig(beta=0.0))
+    agent = GRPO(
+        run.policy,
+        torch.optim.Adam(run.policy.parameters(), lr=3e-3),
+        GRPOConfig(beta=0.0, epochs=4, minibatch_size=16),
+    )
     source, envs = rlvr.BatchedEnv(game_env()), [game_env() for _ in range(32)]
     returns = []
     for step in range(STEPS):
@@ -43,4 +49,4 @@ def test_grpo_learns_the_guessing_game_from_chance():
         if step >= 20 and sum(returns[-5:]) / 5 >= 0.9:
             break
     assert sum(returns[:3]) / 3 < 0.3, f"starts near chance: {returns[:3]}"
-    assert sum(returns[-10:]) / 10 >= 0.45, f"did not learn: {returns[::10]}"
+    assert sum(returns[-10:]) / 10 >= 0.8, f"did not learn: {returns[::10]}"
