@@ -20,6 +20,10 @@ SYSTEM_PROMPT = (
     + "\nThe result comes back in the next message. When you know the answer, reply with it in \\boxed{}."
 )
 DEFAULT_PROMPT = "What is {expression}? Put the final answer in \\boxed{}."
+# A worked exchange placed before the question: SmolLM2-135M-Instruct never wrote a
+# tool call from the system prompt alone (0 of 64 samples at temperature 0.7 and
+# 1.0), and did in 9 of 32 with this exchange in front at 0.7.
+DEMONSTRATION = (12, 34)
 
 
 class ToolMathEnv(EpisodeEnv, ProceduralEnv):
@@ -39,6 +43,8 @@ class ToolMathEnv(EpisodeEnv, ProceduralEnv):
         system_prompt: describes the tools and the call format (SmolLM2's chat template
             has no tool format of its own); ``""`` leaves the system message out.
         prompt: the question, with ``{expression}``.
+        demonstration: two factors whose worked exchange (the question, a tool call,
+            the tool's answer, the boxed answer) precedes the question; ``None`` leaves it out.
         split, reward, ...: see :class:`rlvr.core.ProceduralEnv` and :class:`rlvr.episodes.EpisodeEnv`.
 
     Step info: ``tool_calls`` and ``tool_errors`` (calls this turn, and those that
@@ -54,15 +60,20 @@ class ToolMathEnv(EpisodeEnv, ProceduralEnv):
         tools: list[Tool] | None = None,
         system_prompt: str = SYSTEM_PROMPT,
         prompt: str = DEFAULT_PROMPT,
+        demonstration: tuple[int, int] | None = DEMONSTRATION,
         **kwargs: Any,
     ) -> None:
         for name, value in (("a_digits", a_digits), ("b_digits", b_digits)):
             if not (isinstance(value, int) and 1 <= value <= 6):
                 raise ValueError(f"{name} must be an integer from 1 to 6, got {value!r}")
+        if demonstration is not None and not (
+            len(demonstration) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in demonstration)
+        ):
+            raise ValueError(f"demonstration must be two integers or None, got {demonstration!r}")
         if "{expression}" not in prompt:
             raise ValueError("prompt must contain '{expression}'")
         self.a_digits, self.b_digits = a_digits, b_digits
-        self.system_prompt, self.prompt = system_prompt, prompt
+        self.system_prompt, self.prompt, self.demonstration = system_prompt, prompt, demonstration
         self._tools = tools
         super().__init__(max_turns=max_turns, **kwargs)
 
@@ -92,9 +103,21 @@ class ToolMathEnv(EpisodeEnv, ProceduralEnv):
 
         a, b = factor(self.a_digits), factor(self.b_digits)
         expression = f"{a} * {b}"
-        user = message("user", self.prompt.replace("{expression}", expression))
-        prompt = [message("system", self.system_prompt), user] if self.system_prompt else [user]
+        prompt = [message("system", self.system_prompt)] if self.system_prompt else []
+        if self.demonstration is not None:
+            prompt += self._worked(*self.demonstration)
+        prompt.append(message("user", self.prompt.replace("{expression}", expression)))
         return Problem(id=problem_id, prompt=prompt, reference=str(a * b), meta={"expression": expression})
+
+    def _worked(self, a: int, b: int) -> list[dict[str, str]]:
+        """The demonstration: the question about ``a * b``, a call, its output, the boxed answer."""
+        expression, value = f"{a} * {b}", str(a * b)
+        return [
+            message("user", self.prompt.replace("{expression}", expression)),
+            message("assistant", format_call("python", {"code": f"print({expression})"})),
+            message("tool", value),
+            message("assistant", f"\\boxed{{{value}}}"),
+        ]
 
     def respond(self, action: str) -> Response:
         """Tool results for a turn with tool calls; the reward for a turn without."""

@@ -247,8 +247,24 @@ def _shared_sandbox(limits: Any) -> Any:
         return _SANDBOXES[limits]
 
 
+# Run inside the sandbox around the model's code, so that parsing hostile source
+# happens there too: like a notebook cell, a final expression's value is printed.
+_CELL = """import ast
+tree = ast.parse({source!r}, "<tool>")
+if tree.body and isinstance(tree.body[-1], ast.Expr):
+    value = tree.body.pop().value
+    tree.body.append(ast.parse("if _ is not None: print(repr(_))").body[0])
+    tree.body.insert(len(tree.body) - 1, ast.Assign([ast.Name("_", ast.Store())], value))
+    ast.fix_missing_locations(tree)
+exec(compile(tree, "<tool>", "exec"), {{"__name__": "__main__"}})
+"""
+
+
 def python_tool(limits: Any = None, sandbox: Any = None) -> Tool:
-    """A ``python`` tool: runs ``code`` as a script in the sandbox and returns what it printed.
+    """A ``python`` tool: runs ``code`` in the sandbox like a notebook cell and returns what it printed.
+
+    Like a notebook cell, a final expression's value is printed too (``347 * 58``
+    answers ``20126``), unless it is ``None``.
 
     Args:
         limits: a :class:`rlvr.execution.sandbox.Limits`; default 3 s wall time,
@@ -265,7 +281,7 @@ def python_tool(limits: Any = None, sandbox: Any = None) -> Tool:
 
     def run(code: str) -> str:
         box = sandbox or _shared_sandbox(limits)
-        (result,) = box.run([{"program": code}], limits)
+        (result,) = box.run([{"program": _CELL.format(source=code)}], limits)
         out = result.stdout
         if result.stdout_truncated:
             out += f"\n[output cut at {limits.max_output_bytes} bytes]"

@@ -51,7 +51,7 @@ def test_tool_math_episode_contract_on_any_turns(seed, turns):
 
 def test_tool_math_plays_a_tool_call_then_the_answer():
     env = tool_math()
-    env.reset(seed=3)
+    first, _ = env.reset(seed=3)
     gold = env.problem.reference
     obs, reward, terminated, truncated, info = env.step(format_call("echo", {"text": gold}) + format_call("nope", {}))
     assert [m["role"] for m in obs] == ["tool", "tool"] and obs[0]["content"] == gold
@@ -59,7 +59,7 @@ def test_tool_math_plays_a_tool_call_then_the_answer():
     assert (reward, terminated, truncated, info["tool_calls"], info["tool_errors"]) == (0.0, False, False, 2, 1)
     obs, reward, terminated, truncated, info = env.step(f"So \\boxed{{{gold}}}.")
     assert (obs, reward, terminated, info["status"]) == ((), 1.0, True, "correct")
-    assert env.render() is None and len(env.history) == 2 + 1 + 2 + 1
+    assert env.render() is None and len(env.history) == len(first) + 1 + 2 + 1
 
 
 def test_tool_math_without_an_answer_is_truncated_at_max_turns():
@@ -80,6 +80,17 @@ def test_tool_math_problems_are_products_and_splits_are_disjoint():
         assert 100 <= a < 1000 and 10 <= b < 100 and int(train.problem.reference) == a * b
     seen = {train.reset()[0][-1]["content"] for _ in range(200)}
     assert not seen & {test.reset()[0][-1]["content"] for _ in range(50)}
+
+
+def test_tool_math_shows_a_worked_exchange_before_the_question():
+    roles = [m["role"] for m in tool_math().reset(seed=0)[0]]
+    assert roles == ["system", "user", "assistant", "tool", "assistant", "user"]
+    first = tool_math(demonstration=(3, 4)).reset(seed=0)[0]
+    assert "3 * 4" in first[1]["content"] and first[3]["content"] == "12" and first[4]["content"] == "\\boxed{12}"
+    assert [m["role"] for m in tool_math(demonstration=None).reset(seed=0)[0]] == ["system", "user"]
+    for bad in [(1,), ("1", "2"), (True, 2)]:
+        with pytest.raises(ValueError, match="demonstration"):
+            tool_math(demonstration=bad)
 
 
 def guess(**kwargs):

@@ -161,3 +161,23 @@ def test_python_tool_reports_a_crash_and_a_silent_program(python):
     crashed = run(python, "1 / 0")
     assert not crashed.ok and "ZeroDivisionError" in crashed.output
     assert "no output" in run(python, "x = 1").output
+
+
+@pytest.mark.parametrize(
+    "code, output",
+    [
+        ("347 * 58", "20126"),
+        ("x = 3\nx + 1", "4"),
+        ("print(5)", "5"),  # print's None is not printed again
+        ('s = \'{}"""\'\nlen(s)', "5"),  # braces and triple quotes in the source stay source
+        ("'a' * 3", "'aaa'"),
+    ],
+)
+def test_python_tool_prints_a_final_expression_like_a_notebook_cell(python, code, output):
+    result = run(python, code)
+    assert result.ok and result.output.strip() == output
+
+
+def test_python_tool_reports_a_syntax_error(python):
+    result = run(python, "def f(:")
+    assert not result.ok and "SyntaxError" in result.output
