@@ -59,7 +59,10 @@ class BatchedEnv:
         return problems
 
     def distinct_problems(self, n: int, *, seed: int, max_draws: int | None = None) -> list[Problem]:
-        """``n`` different problems (by prompt), drawn reproducibly; fewer if the split is smaller.
+        """``n`` different problems (by prompt and reference), drawn reproducibly; fewer if the split is smaller.
+
+        The reference counts because a game can pose one prompt for many problems
+        (``rlvr/Guess-v0``'s secret is only in the reference).
 
         Draws go through the environment's own ``reset``, so they respect its
         split; at most ``max_draws`` (default ``50 * n``) are tried.
@@ -68,7 +71,7 @@ class BatchedEnv:
         drawn = self.reset(1, seed=seed)
         for _ in range(max_draws or 50 * n):
             for p in drawn:
-                seen.setdefault(prompt_text(p.prompt), p)  # a chat prompt (dicts) is keyed by its text
+                seen.setdefault((prompt_text(p.prompt), repr(p.reference)), p)  # a chat prompt is keyed by its text
             if len(seen) >= n:
                 break
             drawn = self.reset(1)

@@ -108,30 +108,34 @@ def cmd_eval(args: argparse.Namespace) -> int:
     The report (accuracy, pass@k, per-component rewards) is printed one metric per
     line; with ``--json`` it is also written, with sample completions, to a file.
     """
-    from rlvr.evaluation import evaluate
+    from rlvr.episodes import EpisodeEnv
+    from rlvr.evaluation import evaluate, evaluate_episodes
     from rlvr.models import load_model_and_tokenizer
     from rlvr.precision import pick_autocast
     from rlvr.rollout import TransformersEngine
 
-    env = rlvr.BatchedEnv(rlvr.make(args.env, split=args.split, **dict(args.option)))
+    options = dict(args.option)
+    env = rlvr.BatchedEnv(rlvr.make(args.env, split=args.split, **options))
+    episodic = isinstance(env.env, EpisodeEnv)
+    pass_k = tuple(int(k) for k in args.pass_k.split(",")) if args.pass_k else ()
+    if episodic and pass_k:
+        raise ValueError(f"--pass-k is not supported for the multi-step environment {args.env}")
     model, tokenizer = load_model_and_tokenizer(args.model, device=args.device)
     model.eval()
     problems = env.distinct_problems(args.n, seed=args.seed)
-    pass_k = tuple(int(k) for k in args.pass_k.split(",")) if args.pass_k else ()
-    report = evaluate(
-        TransformersEngine(
-            model,
-            tokenizer,
-            chat_template=not args.no_chat_template,
-            autocast=pick_autocast(args.autocast, next(model.parameters()).device),
-        ),
-        env,
-        problems,
-        max_new_tokens=args.max_new_tokens,
-        pass_k=pass_k,
-        temperature=args.temperature,
-        seed=args.seed,
-    )
+    mixed = pick_autocast(args.autocast, next(model.parameters()).device)
+    if episodic:
+        report = evaluate_episodes(
+            model, tokenizer, lambda: rlvr.make(args.env, split=args.split, **options), problems,
+            max_new_tokens=args.max_new_tokens, max_total_tokens=args.max_total_tokens,
+            chat_template=not args.no_chat_template, autocast=mixed,
+        )  # fmt: skip
+    else:
+        engine = TransformersEngine(model, tokenizer, chat_template=not args.no_chat_template, autocast=mixed)
+        report = evaluate(
+            engine, env, problems, max_new_tokens=args.max_new_tokens, pass_k=pass_k,
+            temperature=args.temperature, seed=args.seed,
+        )  # fmt: skip
     summary = {"model": args.model, "env": args.env, "split": args.split, "n": report.n, **report.flat()}
     for key, value in summary.items():
         print(f"{key:28} {value:.4f}" if isinstance(value, float) else f"{key:28} {value}")
@@ -220,7 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--n", type=int, default=200, help="number of distinct problems")
     ev.add_argument("--pass-k", default="", help="comma-separated k values for pass@k, e.g. 1,4")
     ev.add_argument("--temperature", type=float, default=1.0, help="sampling temperature for pass@k")
-    ev.add_argument("--max-new-tokens", type=int, default=48)
+    ev.add_argument("--max-new-tokens", type=int, default=48, help="per turn in multi-step environments")
+    ev.add_argument(
+        "--max-total-tokens", type=int, default=512, help="multi-step environments: tokens after the prompt per episode"
+    )
     ev.add_argument("--seed", type=int, default=1)
     ev.add_argument("--no-chat-template", action="store_true")
     ev.add_argument(

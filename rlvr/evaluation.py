@@ -7,7 +7,7 @@ training, so an evaluation and a training reward can never disagree.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +17,7 @@ from rlvr.batched import BatchedEnv
 from rlvr.rollout import RolloutEngine, SamplingParams, derive_seed
 from rlvr.types import Problem
 
-__all__ = ["EvalReport", "evaluate", "pass_at_k"]
+__all__ = ["EvalReport", "evaluate", "evaluate_episodes", "pass_at_k"]
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -161,3 +161,64 @@ def evaluate(
             k: float(np.mean([pass_at_k(n_samples, c, k) for c in correct_counts])) for k in sorted(pass_k)
         }
     return report
+
+
+def evaluate_episodes(
+    model: Any,
+    tokenizer: Any,
+    make_env: Callable[[], Any],
+    problems: Sequence[Problem],
+    *,
+    max_new_tokens: int,
+    max_total_tokens: int,
+    chat_template: bool = True,
+    autocast: Any = None,
+    batch_size: int = 32,
+    keep_samples: int = 8,
+) -> EvalReport:
+    """Greedy episodes of a multi-step environment, one per problem (:func:`rlvr.episode_rollout.generate_episodes`).
+
+    ``accuracy`` is the share of episodes whose final turn earned status CORRECT;
+    ``mean_reward`` the mean return; ``components`` the episode and tool figures of
+    :func:`rlvr.episode_rollout.episode_metrics` (turns, tool calls per episode,
+    tool success rate, ...), weighted by problem count; ``response_length`` the
+    policy's tokens per episode. ``make_env`` builds one environment per episode.
+    """
+    from rlvr.episode_rollout import episode_metrics, generate_episodes
+
+    envs = [make_env() for _ in range(min(batch_size, len(problems)))]
+    solved, returns, lengths, truncated, samples = [], [], [], [], []
+    figures: dict[str, list[tuple[float, int]]] = {}
+    for start in range(0, len(problems), batch_size):
+        chunk = list(problems[start : start + batch_size])
+        episodes = generate_episodes(
+            model, tokenizer, envs[: len(chunk)], chunk, SamplingParams(n=1, greedy=True, max_new_tokens=max_new_tokens),
+            max_total_tokens=max_total_tokens, chat_template=chat_template, autocast=autocast,
+        )  # fmt: skip
+        for i, problem in enumerate(chunk):
+            infos = episodes.infos[i]
+            solved.append(bool(infos) and infos[-1].get("status") == "correct")
+            returns.append(float(episodes.returns[i]))
+            lengths.append(int(episodes.completion_mask[i].sum()))
+            truncated.append(episodes.finish_reasons[i] == "length")
+            if len(samples) < keep_samples:
+                samples.append(
+                    {
+                        "problem_id": problem.id,
+                        "prompt": problem.prompt,
+                        "turns": episodes.turn_texts[i],
+                        "reward": returns[-1],
+                    }
+                )
+        for key, value in episode_metrics(episodes).items():
+            if key not in ("episode/return_mean", "episode/solved_fraction") and not math.isnan(value):
+                figures.setdefault(key, []).append((value, len(chunk)))
+    return EvalReport(
+        n=len(problems),
+        accuracy=float(np.mean(solved)) if solved else math.nan,
+        mean_reward=float(np.mean(returns)) if returns else math.nan,
+        components={k: sum(v * w for v, w in vs) / sum(w for _, w in vs) for k, vs in figures.items()},
+        response_length=float(np.mean(lengths)) if lengths else 0.0,
+        truncated_fraction=float(np.mean(truncated)) if truncated else 0.0,
+        samples=samples,
+    )

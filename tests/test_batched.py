@@ -75,3 +75,10 @@ def test_distinct_problems_of_a_chat_prompt_environment():
     assert isinstance(problems[0].prompt, tuple)  # messages, which are dicts and not hashable
     assert len({str(p.prompt) for p in problems}) == 5
     assert [p.id for p in problems] == [p.id for p in env.distinct_problems(5, seed=3)]
+
+
+def test_distinct_problems_of_a_game_with_one_prompt_differ_by_reference():
+    env = rlvr.BatchedEnv(rlvr.make("rlvr/Guess-v0", low=1, high=20, split="all"))
+    problems = env.distinct_problems(10, seed=0)
+    assert len(problems) == 10 and len({p.reference for p in problems}) == 10
+    assert len({str(p.prompt) for p in problems}) == 1

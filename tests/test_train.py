@@ -176,6 +176,7 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly(tiny, tmp_path):
         (["train", "--model", "/no/such/model", "train.steps=1"], "cannot load model"),
         (["eval", "--model", "/no/such/model"], "cannot load model"),
         (["eval", "--model", "x", "--env", "rlvr/Nope-v0"], "unknown environment"),
+        (["eval", "--model", "x", "--env", "rlvr/Guess-v0", "--pass-k", "1"], "not supported for the multi-step"),
         (["plot", "/no/such/run"], "metrics.jsonl does not exist"),
         (["train", "model.device=cuda:7"], "no CUDA GPU"),
         (["train", "rollout.engine=vllm"], "needs vLLM"),
@@ -208,3 +209,14 @@ def test_eval_command_on_a_tiny_model(tiny, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["n"] == 4 and "eval/pass@2" in report and "eval/format" in report
+
+
+def test_eval_command_plays_whole_episodes_of_a_multi_step_env(tiny, tmp_path):
+    out = rlvr_cli(
+        "eval", "--model", tiny, "--env", "rlvr/Guess-v0", "--n", "3", "--no-chat-template",
+        "--max-new-tokens", "3", "--max-total-tokens", "64", "--json", str(tmp_path / "r.json"),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["n"] == 3 and 0.0 <= report["eval/accuracy"] <= 1.0
+    assert report["eval/episode/turns_mean"] >= 1.0 and all(len(s["turns"]) >= 1 for s in report["samples"])
