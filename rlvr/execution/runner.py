@@ -1,10 +1,12 @@
 """The stub that runs inside the sandboxed interpreter: load the program, answer calls.
 
-This file never runs in the verifier's process: the sandbox starts a fresh
-interpreter (``python -I -S``, empty environment) with the source of
-:mod:`rlvr.execution.wire` followed by this file's as its ``-c`` program, so it
-imports nothing of rlvr. Descriptor 3 brings requests from the judge, 4 takes
-answers back; 0 is ``/dev/null``; 1 and 2 go to the worker, which keeps a capped tail.
+This file never runs in the verifier's process: the source of
+:mod:`rlvr.execution.wire` followed by this file's is loaded, as one module
+that imports nothing of rlvr, into each worker's template interpreter
+(``python -I -S``, empty environment; :mod:`rlvr.execution.template`), and each
+run's program process, forked from it and confined, calls :func:`serve`.
+Descriptor 3 brings requests from the judge, 4 takes answers back; 0 is
+``/dev/null``; 1 and 2 go to the worker, which keeps a capped tail.
 
 Nothing here is trusted: the program shares this process and may rewrite any
 of it. What it can send back is only what the judge's strict decoder accepts
@@ -95,9 +97,12 @@ def _script(job):
         sys.exit(code if isinstance(code, int) else (0 if code is None else 1))
 
 
-def serve():
-    """Announce readiness, take one job, answer the judge until it closes the channel."""
-    limit, *paths = sys.argv[1].split("\n")
+def serve(config):
+    """Announce readiness, take one job, answer the judge until it closes the channel.
+
+    ``config`` is the largest frame accepted, then the library folders to import from, one a line.
+    """
+    limit, *paths = config.split("\n")
     sys.path.extend(paths)
     limit = int(limit)
     send(ANSWERS, {"ready": 1})  # noqa: F821
@@ -126,7 +131,3 @@ def serve():
         else:
             answer = _call(message, namespace, classes)
         send(ANSWERS, answer)  # noqa: F821
-
-
-if __name__ == "__main__":
-    serve()

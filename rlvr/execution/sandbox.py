@@ -1,14 +1,16 @@
-"""Run untrusted Python in a fresh, confined interpreter; judge it from a process it cannot reach.
+"""Run untrusted Python in a fresh, confined process; judge it from a process it cannot reach.
 
 A :class:`Sandbox` is a :class:`rlvr.execution.workers.WorkerPool` whose workers
 (once, at start-up, :func:`prepare_worker`) enter a mount namespace of their
 own and start a *zygote* (:mod:`rlvr.execution.zygote`), a lean process that
 does their forking. For each sample the zygote:
 
-1. takes an interpreter it started ahead of time (:class:`rlvr.execution.spawn.Interpreter`:
-   new namespaces, own ``/proc``, own scratch ``tmpfs``, control groups, rlimits,
-   a user id of its own, seccomp, ``python -I -S`` with an empty environment)
-   and starts the next one, so start-up overlaps with judging;
+1. takes a run it started ahead of time (:class:`rlvr.execution.spawn.Interpreter`:
+   a process forked from the worker's clean template interpreter, ``python -I -S``
+   with an empty environment, :mod:`rlvr.execution.template`; new namespaces,
+   own ``/proc``, own scratch ``tmpfs``, control groups, rlimits, a user id of
+   its own, seccomp) and, once the judge runs, starts the next one, so
+   start-up overlaps with judging;
 2. forks the judge (:func:`rlvr.execution.harness.judge`), which sends the
    program and runs the tests, calling into the program's process over a pipe;
 
@@ -55,7 +57,8 @@ class Limits:
         wall_seconds: wall-clock time from sending the program to the verdict.
         cpu_seconds: CPU time of the program's process (RLIMIT_CPU); None means ``int(wall_seconds) + 2``.
         memory_mb: memory of the whole run (memory control group, where the host has
-            one) and address space of each of its processes (RLIMIT_AS).
+            one) and address space of each of its processes (RLIMIT_AS); below what
+            the interpreter itself maps (about 20 MB), no run can start.
         max_processes: processes of the run at once (pids control group and RLIMIT_NPROC of its user id).
         max_file_mb: largest file the program may write (RLIMIT_FSIZE); its scratch folder holds four times that.
         max_files: files and folders its scratch folder holds.
@@ -265,7 +268,7 @@ def _records(raw: bytes) -> tuple[dict[str, Any], ...]:
 
 
 class Sandbox:
-    """A pool of workers that judge samples in parallel, each in fresh, confined interpreters.
+    """A pool of workers that judge samples in parallel, each in a fresh, confined process.
 
     Results come back in input order. A sample whose machinery failed before
     its program was sent (status ``error``) is retried once on fresh workers; a

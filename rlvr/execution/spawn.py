@@ -1,8 +1,11 @@
-"""Start a sandboxed interpreter ahead of its sample; each one serves exactly one sample.
+"""Start a sandboxed program process ahead of its sample; each one serves exactly one sample.
 
-:class:`Interpreter` forks a monitor, which (as root) enters new mount, IPC,
-network, UTS and PID namespaces (:func:`rlvr.execution.isolation.enter_run_namespaces`)
-and forks the program's process, PID 1 of the new PID namespace. That process:
+:class:`Interpreter` (in the zygote) makes the run's pipes, its scratch folder
+(without root) and its control groups, and asks the worker's template
+(:mod:`rlvr.execution.template`, a clean interpreter that never runs untrusted
+code) to fork the run. There a monitor enters new mount, IPC, network, UTS and
+PID namespaces (:func:`rlvr.execution.isolation.enter_run_namespaces`) and
+forks the program's process, PID 1 of the new PID namespace. That process:
 
 1. mounts its own ``/proc``, joins the run's control groups
    (:mod:`rlvr.execution.cgroups`), starts a new session;
@@ -15,27 +18,23 @@ and forks the program's process, PID 1 of the new PID namespace. That process:
    run alone, with no groups, installs the seccomp filter
    (:mod:`rlvr.execution.seccomp`; where it has no table, joins a new session
    keyring instead);
-5. executes a fresh interpreter (``python -I -S -B``, empty environment)
-   running :mod:`rlvr.execution.runner`, which says "ready" and waits for its program.
+5. runs :mod:`rlvr.execution.runner`, which says "ready" and waits for its program.
 
-Nothing of the verifier's process survives the ``exec``: not its memory (its
-environment, its secrets), not its descriptors. The monitor waits for the
-program's process and reports how it ended; when the worker dies, both die
-(``PR_SET_PDEATHSIG``), and when the program's process ends, the kernel ends
-everything in its PID namespace.
+Nothing of the verifier's process is in it: the template was started with
+``python -I -S -B`` and an empty environment and holds no program, test or
+answer. The monitor waits for the program's process and reports how it ended;
+when the template dies, both die (``PR_SET_PDEATHSIG``), and when the
+program's process ends, the kernel ends everything in its PID namespace.
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
 import marshal
 import os
-import platform
-import resource
-import secrets
+import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -44,35 +43,23 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rlvr.execution import cgroups, isolation, seccomp, wire
+from rlvr.execution import cgroups, isolation, wire
 
-__all__ = ["Interpreter", "runner_source"]
+__all__ = ["Interpreter", "Template", "program_paths"]
 
-_PR_SET_PDEATHSIG = 1
-_KEYCTL, _KEYCTL_JOIN_SESSION_KEYRING = {"x86_64": 250, "aarch64": 219}, 1
-_HERE = Path(__file__).resolve().parent
-
-
-def runner_source() -> str:
-    """The sandboxed interpreter's program: the wire format, then the runner."""
-    return (_HERE / "wire.py").read_text() + "\n\n" + (_HERE / "runner.py").read_text()
-
-
-# Compiled once per worker and sent down the request pipe ahead of everything else:
-# compiling the runner in each fresh interpreter would cost more than starting it.
-_RUNNER_CODE = marshal.dumps(compile(runner_source(), "<rlvr runner>", "exec", dont_inherit=True, optimize=2))
-_LOADER = (
-    "import os, marshal\n"
-    "def _read(n):\n"
-    "    data = b''\n"
-    "    while len(data) < n:\n"
-    "        chunk = os.read(3, n - len(data))\n"
-    "        if not chunk:\n"
-    "            raise SystemExit(70)\n"
-    "        data += chunk\n"
-    "    return data\n"
-    "exec(marshal.loads(_read(int(_read(12)))))\n"
-)
+_BOOT = """
+import sys, types
+root = sys.argv[1]
+for name, path in (("rlvr", root), ("rlvr.execution", root + "/execution")):
+    module = types.ModuleType(name)
+    module.__path__ = [path]
+    sys.modules[name] = module
+sys.modules["rlvr"].execution = sys.modules["rlvr.execution"]
+from rlvr.execution import template
+serve, config = template.serve(int(sys.argv[2]))
+del sys, types, root, name, path, module, template
+serve(config)
+"""
 
 
 def program_paths() -> list[str]:
@@ -86,8 +73,72 @@ def program_paths() -> list[str]:
 PROGRAM_PATHS: list[str] = []  # set by the zygote from its worker's (a bare interpreter's would differ)
 
 
+class Template:
+    """This process's handle on a template (:mod:`rlvr.execution.template`), started now."""
+
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        root = str(Path(__file__).resolve().parent.parent)
+        python = os.path.realpath(sys.executable)
+        args = [python, "-I", "-S", "-B", "-X", "utf8", "-c", _BOOT, root, str(theirs.fileno())]
+        quiet = subprocess.DEVNULL  # a run's stdin and stdout objects start as the template's: not a terminal
+        self.process = subprocess.Popen(args, pass_fds=(theirs.fileno(),), env={}, stdin=quiet, stdout=quiet)
+        theirs.close()
+        self.sock = ours
+
+    def fork(self, run: dict[str, Any], fds: tuple[int, ...]) -> tuple[int, int]:
+        """Have the template fork the run's monitor with ``fds``; its pid and a pidfd of it.
+
+        Raises:
+            OSError, EOFError, ValueError: the template is gone or could not fork.
+        """
+        socket.send_fds(self.sock, [marshal.dumps(run)], list(fds))
+        data, pidfds, _, _ = socket.recv_fds(self.sock, 64, 1)
+        if not data:
+            raise EOFError("the template closed its socket")
+        pid = int(data)
+        if pid <= 0 or not pidfds:
+            for fd in pidfds:
+                os.close(fd)
+            raise OSError("the template could not fork the run")
+        return pid, pidfds[0]
+
+    def close(self) -> None:
+        """Let the template exit (its runs go with it); kill it if it takes over 5 s."""
+        self.sock.close()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+_template: list[Template] = []  # this process's template, started on first use and again if it died
+
+
+def _fork(run: dict[str, Any], fds: tuple[int, ...]) -> tuple[int, int]:
+    for attempt in (0, 1):
+        if _template and _template[0].process.poll() is not None:
+            drop_template()
+        if not _template:
+            _template.append(Template())
+        try:
+            return _template[0].fork(run, fds)
+        except (OSError, EOFError, ValueError) as exc:
+            drop_template()
+            if attempt:
+                raise OSError(f"the template failed: {exc}") from exc
+    raise AssertionError("unreachable")
+
+
+def drop_template() -> None:
+    """Close this process's template, if it has one (its runs go with it)."""
+    while _template:
+        _template.pop().close()
+
+
 class Interpreter:
-    """One sandboxed interpreter, started now, waiting for its program.
+    """One sandboxed program process, started now, waiting for its program.
 
     Args:
         limits: the run's :class:`rlvr.execution.sandbox.Limits`.
@@ -95,35 +146,56 @@ class Interpreter:
     Attributes:
         requests, answers: the judge's ends of the channel (write, read).
         stdout, stderr, status: read ends of the program's output and the monitor's report.
+        monitor, monitor_fd: the monitor's pid and a pidfd of it (readable once it has exited).
+
+    Raises:
+        OSError: the run could not be started (nothing of it is left).
     """
 
     def __init__(self, limits: Any) -> None:
         state = isolation.isolation()
         self.limits = limits
         self.namespaces = state["namespaces"]
-        self.uid = 0x10000000 + secrets.randbelow(0x60000000) if state["user"] else None
         self.scratch = None if self.namespaces else tempfile.mkdtemp(prefix="rlvr-sandbox-")
         self.group = None
-        bases = cgroups.available() if state["user"] else {}
-        if bases:
-            self.group = cgroups.acquire(bases, limits.memory_mb << 20, limits.max_processes)
-        request_r, self.requests = os.pipe()
-        self.answers, answer_w = os.pipe()
-        self.stdout, out_w = os.pipe()
-        self.stderr, err_w = os.pipe()
-        self.status, status_w = os.pipe()
-        theirs = (request_r, answer_w, out_w, err_w, status_w)
-        self.monitor = os.fork()
-        if self.monitor == 0:  # pragma: no cover - runs in the forked monitor
-            _monitor(self, theirs)
-        for fd in theirs:
-            os.close(fd)
-        wire.write_all(self.requests, b"%012d" % len(_RUNNER_CODE) + _RUNNER_CODE)
+        self.requests = self.answers = self.stdout = self.stderr = self.status = self.monitor_fd = -1
         self.ready = False
-        self.pid = 0
+        self.pid = self.monitor = 0
+        theirs: list[int] = []
+        try:
+            bases = cgroups.available() if state["user"] else {}
+            if bases:
+                self.group = cgroups.acquire(bases, limits.memory_mb << 20, limits.max_processes)
+            for name, ours_is_read in (("requests", False), ("answers", True), ("stdout", True), ("stderr", True)):
+                read, write = os.pipe()
+                setattr(self, name, read if ours_is_read else write)
+                theirs.append(write if ours_is_read else read)
+            self.status, status_w = os.pipe()
+            theirs.append(status_w)
+            run = {
+                "namespaces": self.namespaces,
+                "user": state["user"],
+                "scratch": self.scratch,
+                "groups": list(self.group.folders) if self.group is not None else [],
+                "memory_mb": limits.memory_mb,
+                "cpu": limits.cpu,
+                "max_file_mb": limits.max_file_mb,
+                "max_files": limits.max_files,
+                "max_open_files": limits.max_open_files,
+                "max_processes": limits.max_processes,
+                "config": "\n".join([str(limits.max_frame_bytes), *program_paths()]),
+            }
+            self.monitor, self.monitor_fd = _fork(run, tuple(theirs))
+        except BaseException:
+            self.close_fds()
+            self.release()
+            raise
+        finally:
+            for fd in theirs:
+                os.close(fd)
 
     def wait_ready(self, timeout: float) -> str:
-        """Wait until the interpreter says it is ready; "" then, else why it is not (a machinery failure)."""
+        """Wait until the runner says it is ready; "" then, else why it is not (a machinery failure)."""
         if self.ready:
             return ""
         deadline = time.monotonic() + timeout
@@ -162,25 +234,32 @@ class Interpreter:
             except (EOFError, TimeoutError, OSError, ValueError):
                 pass  # the monitor never forked the run, or is stuck: kill it instead
         try:
-            os.kill(self.pid or self.monitor, signal.SIGKILL)
+            if self.pid:
+                os.kill(self.pid, signal.SIGKILL)
+            elif self.monitor_fd >= 0:
+                signal.pidfd_send_signal(self.monitor_fd, signal.SIGKILL)
         except ProcessLookupError:
             pass
         if self.group is not None:
             self.group.kill_all()
 
-    def close(self) -> None:
-        """Reap the monitor, close every descriptor, remove the groups and scratch folder."""
-        os.waitpid(self.monitor, 0)
+    def close(self, timeout: float = 10.0) -> None:
+        """Wait for the monitor to exit, close every descriptor, remove the groups and scratch folder."""
+        if self.monitor_fd >= 0:
+            select.select([self.monitor_fd], [], [], timeout)
         self.close_fds()
         self.release()
 
     def close_fds(self) -> None:
-        """Close this process's ends of the run's pipes."""
-        for fd in (self.requests, self.answers, self.stdout, self.stderr, self.status):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        """Close this process's ends of the run's pipes and its pidfd of the monitor."""
+        for name in ("requests", "answers", "stdout", "stderr", "status", "monitor_fd"):
+            fd = getattr(self, name)
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+                setattr(self, name, -1)
 
     def release(self) -> None:
         """Once the run has ended: hand back its groups (emptied) and remove its scratch folder."""
@@ -190,91 +269,4 @@ class Interpreter:
         if self.scratch is not None:  # a tree too deep for shutil.rmtree's recursion still goes
             subprocess.run(["rm", "-rf", "--one-file-system", self.scratch], check=False, timeout=60)
             shutil.rmtree(self.scratch, ignore_errors=True)
-
-
-def keep_only(keep: set[int]) -> None:
-    """Close every descriptor of this process but ``keep``."""
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-
-def _monitor(run: Interpreter, fds: tuple[int, ...]) -> None:  # pragma: no cover - forked
-    """The program's parent: new namespaces, then fork the program, wait, report how it ended."""
-    status_w = fds[-1]
-    try:
-        libc = isolation.libc()
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        keep_only(set(fds))
-        if run.namespaces:
-            limits = run.limits
-            isolation.enter_run_namespaces(run.uid or 0, limits.max_file_mb * 4, limits.max_files)
-        child = os.fork()
-        if child == 0:
-            _program(run, fds)
-        os.write(status_w, b"%d\n" % child)  # the worker kills the run through its PID 1
-        for fd in fds[:-1]:
-            os.close(fd)
-        _, wait_status = os.waitpid(child, 0)
-        os.write(status_w, json.dumps({"wait_status": wait_status}).encode())
-        os._exit(0)
-    except BaseException as exc:  # a forked child must never return into the worker's loop
-        try:
-            os.write(fds[3], f"rlvr sandbox monitor: {type(exc).__name__}: {exc}\n".encode())
-        finally:
-            os._exit(1)
-
-
-def _program(run: Interpreter, fds: tuple[int, ...]) -> None:  # pragma: no cover - forked
-    """The program's process: confine, then exec the fresh interpreter."""
-    try:
-        request_r, answer_w, out_w, err_w, _ = fds
-        if run.namespaces:
-            isolation.mount_proc()
-        if run.group is not None:
-            run.group.join()
-        os.setsid()
-        null = os.open(os.devnull, os.O_RDONLY)
-        # Lift every source above the targets first, so no dup2 overwrites a source still to be moved.
-        sources = [fcntl.fcntl(fd, fcntl.F_DUPFD, 16) for fd in (null, out_w, err_w, request_r, answer_w)]
-        for target, source in enumerate(sources):
-            os.dup2(source, target)
-        os.closerange(5, 1 << 16)
-        os.chdir("/tmp" if run.namespaces else run.scratch)
-        _set_limits(run)
-        libc = isolation.libc()
-        if run.uid is not None:
-            if run.scratch is not None:
-                os.chown(run.scratch, run.uid, run.uid)
-            os.setgroups([])
-            os.setgid(run.uid)
-            os.setuid(run.uid)
-            resource.setrlimit(resource.RLIMIT_NPROC, (run.limits.max_processes, run.limits.max_processes))
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # after setuid, which clears it
-        if not seccomp.install() and platform.machine() in _KEYCTL:
-            # No filter to refuse the keyring calls: at least leave the worker's session keyring.
-            libc.syscall(_KEYCTL[platform.machine()], _KEYCTL_JOIN_SESSION_KEYRING, None)
-        config = "\n".join([str(run.limits.max_frame_bytes), *program_paths()])
-        python = os.path.realpath(sys.executable)
-        os.execve(python, [python, "-I", "-S", "-B", "-X", "utf8", "-c", _LOADER, config], {})
-    except BaseException as exc:
-        try:
-            os.write(2, f"rlvr sandbox: {type(exc).__name__}: {exc}\n".encode())
-        finally:
-            os._exit(71)
-
-
-def _set_limits(run: Interpreter) -> None:
-    limits = run.limits
-    for limit, value in (
-        (resource.RLIMIT_AS, limits.memory_mb << 20),
-        (resource.RLIMIT_CPU, limits.cpu),
-        (resource.RLIMIT_FSIZE, limits.max_file_mb << 20),
-        (resource.RLIMIT_NOFILE, limits.max_open_files),
-        (resource.RLIMIT_CORE, 0),
-    ):
-        resource.setrlimit(limit, (value, value))
+            self.scratch = None

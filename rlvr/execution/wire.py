@@ -162,8 +162,8 @@ _ESCAPES.update({ord('"'): '\\"', ord("\\"): "\\\\"})
 def to_json(message):
     """JSON text of JSON-ready data (what :func:`to_wire` makes), without the ``json`` module.
 
-    The sandboxed interpreter uses this: importing ``json`` (and ``re``) would cost
-    a fresh interpreter more than the rest of its start-up. Non-ASCII text stays
+    The sandboxed runner uses this: importing ``json`` (and ``re``) would cost
+    each run more than the rest of its start-up. Non-ASCII text stays
     UTF-8; control characters and lone surrogates are escaped.
 
     Raises:

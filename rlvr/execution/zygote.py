@@ -1,17 +1,18 @@
-"""A lean process per worker that starts the sandboxed interpreters and forks the judges.
+"""A lean process per worker that starts the sandboxed runs and forks the judges.
 
 Forking costs in proportion to the forking process's memory, and a worker has
 imported the library (tens of megabytes); each sample needs three forks (the
 monitor, the program's process, the judge). So each worker starts, once, a
 *zygote*: a fresh interpreter (``python -I -S``) that loads only this wing's
 standard-library-only modules (without running the package's ``__init__``)
-and does the forking for it. The zygote keeps one interpreter started ahead
-of its sample (:class:`rlvr.execution.spawn.Interpreter`); per request it
-takes that one, forks the judge (:func:`rlvr.execution.harness.judge`), starts
-the next, and hands the worker the read ends of the run's pipes and process
-descriptors (``pidfd``) of the program's process and the judge, over a unix
-socket pair (``SCM_RIGHTS``). It reaps its children and hands back a run's
-control groups when the run's monitor has exited.
+and does the forking for it. The zygote keeps two runs started ahead of
+their samples (:class:`rlvr.execution.spawn.Interpreter`, forked by the
+worker's template, :mod:`rlvr.execution.template`); per request it takes the
+oldest, forks the judge (:func:`rlvr.execution.harness.judge`), hands the
+worker the read ends of the run's pipes and process descriptors (``pidfd``)
+of the program's process and the judge, over a unix socket pair
+(``SCM_RIGHTS``), and then starts the next run. It reaps the judges, and hands back a run's control groups
+when the run's monitor has exited (its pidfd turns readable).
 
 Both ends are trusted (root, our code); messages between them are pickled. The
 zygote dies with its worker (``PR_SET_PDEATHSIG``) and, when its socket
@@ -20,6 +21,7 @@ closes, kills its spare and its runs and removes its groups.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import pickle
@@ -32,12 +34,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rlvr.execution import cgroups, harness, isolation, spawn, wire
+from rlvr.execution import cgroups, harness, isolation, spawn, template, wire
 
 __all__ = ["Zygote", "serve"]
 
 _START_TIMEOUT = 20.0  # seconds a pre-started interpreter may take to say it is ready
 _MAX_MESSAGE = 64 << 20
+_SPARES = 2  # runs kept started ahead of their samples
 _BOOT = """
 import sys, types
 root = sys.argv[1]
@@ -113,41 +116,56 @@ def serve(sock_fd: int, flags: str, paths: str) -> None:
     spawn.PROGRAM_PATHS[:] = json.loads(paths)
     for name in _TEST_MODULES:
         __import__(name)
+    gc.collect()
+    gc.freeze()  # forked judges then never walk (and so never copy) the zygote's start-up objects
     sock = socket.socket(fileno=sock_fd)
     spare: list[spawn.Interpreter] = []
-    runs: dict[int, spawn.Interpreter] = {}  # monitor pid -> run, handed back when the monitor is reaped
+    runs: dict[int, spawn.Interpreter] = {}  # monitor pidfd -> run, handed back when the monitor has exited
     try:
         while True:
-            _reap(runs)
-            ready, _, _ = select.select([sock], [], [], 0.1 if runs else None)
-            if not ready:
+            ready, _, _ = select.select([sock, *runs], [], [])
+            _reap_judges()
+            for fd in ready:
+                if fd in runs:
+                    run = runs.pop(fd)
+                    run.close_fds()
+                    run.release()
+            if sock not in ready:
                 continue
             data = sock.recv(_MAX_MESSAGE)
             if not data:
                 return
             kind, payload, limits = pickle.loads(data)
-            if kind == "prestart":  # the worker's warm-up: an interpreter ready for the first sample
-                spare.append(spawn.Interpreter(limits))
+            if kind == "prestart":  # the worker's warm-up: a run ready for the first sample
+                _prestart(limits, spare)
                 continue
             reply, fds, run = _start(payload, limits, spare)
             socket.send_fds(sock, [pickle.dumps(reply)], fds)
             for fd in fds:
                 os.close(fd)
             if run is not None:
-                runs[run.monitor] = run
+                runs[run.monitor_fd] = run
+            _prestart(limits, spare)  # after the reply: the sample's run is under way meanwhile
     finally:
         for run in [*spare, *runs.values()]:
             run.kill()
-        for run in spare:
-            run.close()
-        deadline = time.monotonic() + 2.0
-        while runs and time.monotonic() < deadline:
-            _reap(runs)
-            time.sleep(0.01)
+        for run in [*spare, *runs.values()]:
+            run.close(timeout=2.0)
+        spawn.drop_template()
+        _reap_judges()
         cgroups.drop_free()
 
 
-def _reap(runs: dict[int, spawn.Interpreter]) -> None:
+def _prestart(limits: Any, spare: list[spawn.Interpreter]) -> None:
+    """Keep ``_SPARES`` runs started ahead (a start's latency varies: new namespaces, a new session)."""
+    while len(spare) < _SPARES:
+        try:
+            spare.append(spawn.Interpreter(limits))
+        except OSError:
+            return  # the next sample starts one itself, and reports if that fails
+
+
+def _reap_judges() -> None:
     while True:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)
@@ -155,16 +173,13 @@ def _reap(runs: dict[int, spawn.Interpreter]) -> None:
             return
         if not pid:
             return
-        run = runs.pop(pid, None)
-        if run is not None:
-            run.release()
 
 
 def _take(limits: Any, spare: list[spawn.Interpreter]) -> tuple[spawn.Interpreter | None, str]:
     """A ready interpreter for ``limits`` (the spare if it fits), or None and why (two tries)."""
     why = ""
     for _ in range(2):
-        interpreter = spare.pop() if spare else None
+        interpreter = spare.pop(0) if spare else None
         if interpreter is not None and interpreter.limits != limits:
             interpreter.kill()
             interpreter.close()
@@ -200,11 +215,8 @@ def _start(payload: dict[str, Any], limits: Any, spare: list[spawn.Interpreter])
         return ("error", f"could not start the judge: {exc}"), [], None
     os.close(run.requests)
     os.close(run.answers)
-    try:
-        spare.append(spawn.Interpreter(limits))
-    except OSError:
-        pass  # the next sample starts one itself, and reports if that fails
     fds = [run.stdout, run.stderr, run.status, *([results] if results >= 0 else []), *pidfds]
+    run.requests = run.answers = run.stdout = run.stderr = run.status = -1  # handed on: closed once sent
     reply = ("ok", {"judged": results >= 0, "cgroups": run.group is not None, **isolation.isolation()})
     return reply, fds, run
 
@@ -218,7 +230,7 @@ def _fork_judge(payload: dict[str, Any], run: spawn.Interpreter) -> tuple[int, i
         code = 0
         try:
             isolation.libc().prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: no judge outlives its zygote
-            spawn.keep_only({run.requests, run.answers, results_w})
+            template.keep_only({run.requests, run.answers, results_w})
             fds = (run.requests, run.answers, results_w)
             harness.judge(payload, fds, deadline, run.limits.max_frame_bytes)
         except BaseException as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 
-from rlvr.execution import isolation, zygote
+from rlvr.execution import isolation, spawn, zygote
 from rlvr.execution.sandbox import Limits
 
 
@@ -28,14 +28,14 @@ def _run(payload, monkeypatch):
             break
         chunks.append(chunk)
     stdout = os.read(out, 65536).decode()
-    os.waitpid(run.monitor, 0)
     scratch = run.scratch
-    run.release()
+    run.close()
     for fd in fds:
         os.close(fd)
     for other in spare:
         other.kill()
         other.close()
+    spawn.drop_template()
     return stdout, scratch, b"".join(chunks)
 
 
