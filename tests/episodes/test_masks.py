@@ -2,6 +2,7 @@
 
 import copy
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -16,7 +17,8 @@ from rlvr.agents.kl import shaped_token_rewards
 from rlvr.episode_rollout import ObservationRenderer, episode_metrics, generate_episodes
 from rlvr.episodes import EpisodeEnv, Response, message
 from rlvr.policy import Policy
-from rlvr.rollout import SamplingParams
+from rlvr.rollout import SamplingParams, derive_seed
+from rlvr.sampler import sample_tokens
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*hit the length limit")
 
@@ -190,3 +192,51 @@ def test_ppo_credit_follows_policy_tokens_across_environment_tokens():
     advantages, _ = gae(token_rewards, torch.zeros_like(mask), mask, gamma=1.0, lam=1.0)
     assert token_rewards[0].tolist() == [0, 0, 0, 0, 1, 0]
     assert advantages[0].tolist() == [1, 1, 0, 0, 1, 0]
+
+
+class TokenEngine:
+    """A stand-in for ``VLLMEngine.sample_ids``: rlvr's sampler on one context at a time (vLLM: tests/vllm_engine)."""
+
+    max_model_len = 64
+
+    def __init__(self, model, pad_id):
+        self.model, self.pad_id = model, pad_id
+        self.calls = []  # per turn: (contexts, sampled tokens, stop ids), as record_sampler's
+        self.requests = []  # per turn: (seed, max_tokens) of each request
+
+    def sample_ids(self, contexts, params, seeds, *, max_tokens, stop_token_ids):
+        out = []
+        for context, seed, limit in zip(contexts, seeds, max_tokens, strict=True):
+            torch.manual_seed(seed)
+            ids = torch.tensor([context])
+            tokens, logprobs = sample_tokens(
+                self.model, ids, torch.ones_like(ids), n=1, max_new_tokens=limit, eos_ids=stop_token_ids,
+                pad_id=self.pad_id, temperature=params.temperature,
+            )  # fmt: skip
+            out.append(SimpleNamespace(token_ids=tokens[0].tolist(), logprobs=logprobs[0].tolist()))
+        self.calls.append(([list(c) for c in contexts], [s.token_ids for s in out], list(stop_token_ids)))
+        self.requests.append(list(zip(seeds, max_tokens, strict=True)))
+        return out
+
+
+def test_an_engine_in_place_of_the_model_gets_token_ids_and_per_turn_seeds():
+    run = GameRun(seed=1)
+    engine = TokenEngine(run.model, run.tokenizer.pad_token_id)
+    envs = [Chatter(max_turns=3) for _ in range(4)]
+    problems = rlvr.BatchedEnv(Chatter()).reset(2, seed=0)
+    params = SamplingParams(n=2, max_new_tokens=4, seed=5)
+    episodes = generate_episodes(
+        engine, run.tokenizer, envs, problems, params, chat_template=False, max_total_tokens=20
+    )
+    check_token_in_token_out(episodes, engine.calls, run.model, run.tokenizer, False)
+    prompt_lens = episodes.prompt_mask.sum(1).tolist()
+    active = list(range(4))
+    for turn, (contexts, requests) in enumerate(zip([c[0] for c in engine.calls], engine.requests, strict=True)):
+        for i, context, (seed, limit) in zip(active, contexts, requests, strict=True):
+            assert seed == derive_seed(5, i, turn)
+            assert limit == min(4, 20 - (len(context) - prompt_lens[i])), "a turn asks only for the tokens left"
+        active = [i for i in active if len(episodes.turn_texts[i]) > turn + 1]
+    assert len(engine.calls) == 2 and any(limit < 4 for _, limit in engine.requests[1]), "the budget caps turn 2"
+    engine.max_model_len = 27  # prompts of 8 tokens plus 20
+    with pytest.raises(ValueError, match="max_model_len=27"):
+        generate_episodes(engine, run.tokenizer, envs, problems, params, chat_template=False, max_total_tokens=20)
