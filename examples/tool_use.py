@@ -27,7 +27,7 @@ from rlvr.rollout import SamplingParams, derive_seed
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--model", default=DEFAULT_MODEL)
-parser.add_argument("--steps", type=int, default=12)
+parser.add_argument("--steps", type=int, default=8)
 parser.add_argument("--prompts", type=int, default=4, help="problems per step (B)")
 parser.add_argument("--group", type=int, default=6, help="episodes per problem (G)")
 parser.add_argument("--max-new-tokens", type=int, default=64, help="per turn")
