@@ -47,7 +47,9 @@ from rlvr.execution import cgroups, isolation, wire
 
 __all__ = ["Interpreter", "Template", "program_paths"]
 
-_BOOT = """
+# Makes this wing importable in a bare ``python -I -S`` without running the
+# package's ``__init__``: the start of every interpreter this wing launches.
+BOOT_PACKAGES = """
 import sys, types
 root = sys.argv[1]
 for name, path in (("rlvr", root), ("rlvr.execution", root + "/execution")):
@@ -55,11 +57,15 @@ for name, path in (("rlvr", root), ("rlvr.execution", root + "/execution")):
     module.__path__ = [path]
     sys.modules[name] = module
 sys.modules["rlvr"].execution = sys.modules["rlvr.execution"]
-from rlvr.execution import template
+"""
+_BOOT = (
+    BOOT_PACKAGES
+    + """from rlvr.execution import template
 serve, config = template.serve(int(sys.argv[2]))
 del sys, types, root, name, path, module, template
 serve(config)
 """
+)
 
 
 def program_paths() -> list[str]:

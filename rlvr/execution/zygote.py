@@ -41,17 +41,12 @@ __all__ = ["Zygote", "serve"]
 _START_TIMEOUT = 20.0  # seconds a pre-started interpreter may take to say it is ready
 _MAX_MESSAGE = 64 << 20
 _SPARES = 2  # runs kept started ahead of their samples
-_BOOT = """
-import sys, types
-root = sys.argv[1]
-for name, path in (("rlvr", root), ("rlvr.execution", root + "/execution")):
-    module = types.ModuleType(name)
-    module.__path__ = [path]
-    sys.modules[name] = module
-sys.modules["rlvr"].execution = sys.modules["rlvr.execution"]
-from rlvr.execution import zygote
+_BOOT = (
+    spawn.BOOT_PACKAGES
+    + """from rlvr.execution import zygote
 zygote.serve(int(sys.argv[2]), sys.argv[3], sys.argv[4])
 """
+)
 
 
 class Zygote:
