@@ -163,9 +163,12 @@ class AlgorithmConfig:
     """name picks the agent; its section holds that agent's options."""
 
     name: Literal["grpo", "reinforce", "ppo"] = "grpo"
-    # rlvr train skips groups without signal (no forward or backward for their rows);
-    # GRPOConfig() itself keeps the paper's behaviour.
-    grpo: GRPOConfig = field(default_factory=lambda: GRPOConfig(drop_zero_std_groups=True))
+    # rlvr train skips groups without signal (no forward or backward for their rows) and
+    # takes two optimiser steps per batch of 32, against the sampler's log-probs as
+    # pi_old (no extra pass); GRPOConfig() itself keeps the paper's single step.
+    grpo: GRPOConfig = field(
+        default_factory=lambda: GRPOConfig(drop_zero_std_groups=True, minibatch_size=16, old_logprobs="sampler")
+    )
     reinforce: ReinforceConfig = field(default_factory=ReinforceConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
 

@@ -147,23 +147,39 @@ def _flat(values: Any, dtype: torch.dtype, device: torch.device) -> Tensor:
     return tensor.to(device=device, dtype=dtype).flatten()
 
 
-def minibatches(n: int, size: int | None, generator: torch.Generator | None = None) -> list[Tensor]:
+def minibatches(
+    n: int, size: int | None, generator: torch.Generator | None = None, group: Tensor | None = None
+) -> list[Tensor]:
     """A random partition of ``range(n)`` into chunks of ``size`` (all of it when None).
+
+    With ``group`` (``[n]``, each row's prompt), the chunks hold whole groups: the
+    groups are shuffled and split into ``ceil(n / size)`` chunks of as equal a
+    number of groups as can be, so a chunk is at least one group and a group's rows
+    share one forward pass of their prompt (:mod:`rlvr.prefix`); its
+    group-normalised advantages then also sum to zero within the chunk. Chunks left
+    without a group (``size`` below a group's size) are dropped.
 
     With several data-parallel ranks, ``n`` is this rank's row count and ``size``
     counts rows over all ranks: every rank cuts its rows into the same number of
     chunks, ``ceil(global rows / size)`` (one when None), as equal as can be (some
-    may be empty), so every rank takes the same optimiser steps. A minibatch is
-    then about ``size`` rows spread over the ranks, not a random subset of the
-    global batch.
+    may be empty, and are kept, so that every rank takes the same optimiser steps).
+    A minibatch is then about ``size`` rows spread over the ranks, not a random
+    subset of the global batch.
     """
-    order = torch.randperm(n, generator=generator)
-    if distributed.is_distributed():
-        total = int(distributed.global_sum(n)[0])
-        parts = 1 if size is None else max(1, math.ceil(total / size))
-        return list(order.tensor_split(parts))
-    size = n if size is None else size
-    return [order[i : i + size] for i in range(0, n, size)]
+    sharded = distributed.is_distributed()
+    total = int(distributed.global_sum(n)[0]) if sharded else n
+    parts = 1 if size is None else max(1, math.ceil(total / size))
+    if group is None:
+        order = torch.randperm(n, generator=generator)
+        if sharded:
+            return list(order.tensor_split(parts))
+        size = n if size is None else size
+        return [order[i : i + size] for i in range(0, n, size)]
+    ids = torch.unique(group.cpu())  # [K]
+    shuffled = ids[torch.randperm(len(ids), generator=generator)]
+    row_group = group.cpu()
+    chunks = [torch.nonzero(torch.isin(row_group, part)).flatten() for part in shuffled.tensor_split(parts)]
+    return chunks if sharded else [c for c in chunks if len(c)]
 
 
 def global_totals(mask: Tensor) -> dict[str, float]:

@@ -108,6 +108,18 @@ class GRPOConfig:
         unscored: ``"exclude"`` completions a verifier could not score, or count them as ``"zero"``.
         epochs: passes over each batch (more than 1 reuses samples with pi_old).
         minibatch_size: sequences per optimiser step (None: the whole batch).
+        group_minibatches: minibatches hold whole groups (shuffled groups, not
+            shuffled rows; :func:`rlvr.agents.experience.minibatches`), so the rows of
+            one prompt share its forward pass, and each minibatch's advantages sum to
+            zero per group. False shuffles rows, as PPO implementations do.
+        old_logprobs: where ``pi_old`` comes from when samples are reused (several
+            minibatches or epochs, or KL in the reward): ``"recompute"``, a no-grad
+            pass of the policy over the batch before the first step, or
+            ``"sampler"``, the rollout engine's own log-probs of the tokens it drew,
+            which saves that pass. The ratio is then taken against the policy that
+            truly sampled (with vLLM, its numerics: the ratio then also carries the
+            engine mismatch, and ``tis`` has nothing left to correct, so it is
+            refused). With the ``transformers`` engine the two agree to numerical noise.
         micro_batch_size: sequences per forward/backward (memory bound).
         aggregation / aggregation_constant: see :mod:`rlvr.agents.losses`. None takes
             the policy loss's own: ``sequence_mean`` for ``gspo`` (the paper's
@@ -138,6 +150,8 @@ class GRPOConfig:
     unscored: str = "exclude"
     epochs: int = 1
     minibatch_size: int | None = None
+    group_minibatches: bool = True
+    old_logprobs: Literal["recompute", "sampler"] = "recompute"
     micro_batch_size: int = 8
     aggregation: Aggregation | None = None
     aggregation_constant: float | None = None
@@ -172,6 +186,15 @@ class GRPOConfig:
             raise ValueError(f"tis must be 'off', 'token' or 'sequence', got {self.tis!r}")
         if self.kl_placement not in ("loss", "reward"):
             raise ValueError(f"kl_placement must be 'loss' or 'reward', got {self.kl_placement!r}")
+        if self.old_logprobs not in ("recompute", "sampler"):
+            raise ValueError(f"old_logprobs must be 'recompute' or 'sampler', got {self.old_logprobs!r}")
+        if self.old_logprobs == "sampler" and self.tis != "off":
+            raise ValueError(
+                "tis corrects pi_old / mu, which is 1 when pi_old is the sampler's own log-probs: "
+                "use old_logprobs='recompute' with tis, or tis='off'"
+            )
+        if self.minibatch_size is not None and self.minibatch_size < 1:
+            raise ValueError(f"minibatch_size must be >= 1 or None, got {self.minibatch_size}")
         if self.unscored not in ("exclude", "zero"):
             raise ValueError(f"unscored must be 'exclude' or 'zero', got {self.unscored!r}")
         if self.epochs < 1 or self.micro_batch_size < 1:
@@ -300,7 +323,17 @@ class GRPO:
         # pass over one minibatch the gradient pass's own log-probs serve (ratio = 1).
         n_rows = metrics["rows_kept"]  # every rank's
         single_pass = cfg.epochs == 1 and (cfg.minibatch_size is None or cfg.minibatch_size >= n_rows)
-        old_logp = None if single_pass and cfg.kl_placement == "loss" else policy.logprobs(*args)  # [N, T]
+        if single_pass and cfg.kl_placement == "loss":
+            old_logp = None
+        elif cfg.old_logprobs == "sampler":
+            if exp.sampler_logprobs is None:
+                raise ValueError(
+                    "old_logprobs='sampler' needs the rollout engine's log-probs (Experience.sampler_logprobs)"
+                )
+            old_logp = exp.sampler_logprobs  # [N, T]
+        else:
+            old_logp = policy.logprobs(*args)  # [N, T]
+        old_from_sampler = old_logp is not None and cfg.old_logprobs == "sampler"
         ref_logp = (
             reference_logprobs(policy, self.reference, *args) if beta > 0 or self.reference is not None else None
         )  # [N, T]
@@ -315,7 +348,8 @@ class GRPO:
 
         stats, first, mismatch = Stats(), Stats(), Stats()
         for epoch in range(cfg.epochs):
-            for i, mb in enumerate(minibatches(len(exp), cfg.minibatch_size, self.generator)):
+            group = exp.group if cfg.group_minibatches else None
+            for i, mb in enumerate(minibatches(len(exp), cfg.minibatch_size, self.generator, group)):
                 agg = dict(mode=cfg.aggregation_mode(), constant=cfg.aggregation_constant, **global_totals(mask[mb]))
                 for micro in micro_batches(mb, cfg.micro_batch_size):
                     logp, entropy = policy(
@@ -324,10 +358,15 @@ class GRPO:
                     old = logp.detach() if old_logp is None else old_logp[micro]
                     m = mask[micro]
                     weights = None
-                    if exp.sampler_logprobs is not None:  # the rollout engine's mu: measure (and correct) the gap
+                    if exp.sampler_logprobs is not None and not old_from_sampler:  # measure (and correct) the gap
                         sampler = exp.sampler_logprobs[micro]
                         weights = tis_weights(old, sampler, m, cfg.tis, cfg.tis_cap)
                         mismatch.add(mismatch_stats(old, sampler, m, weights, cfg.tis_cap), weight=float(m.sum()))
+                    elif old_from_sampler and epoch == 0 and i == 0:  # the policy is still the one that sampled
+                        sampler = exp.sampler_logprobs[micro]
+                        mismatch.add(
+                            mismatch_stats(logp.detach(), sampler, m, None, cfg.tis_cap), weight=float(m.sum())
+                        )
                     loss, st = policy_loss(
                         logp, old, advantages[micro], m, clip_eps, clip_eps_high, weights=weights, **agg
                     )
@@ -340,7 +379,7 @@ class GRPO:
                     st["entropy"] = masked_mean(entropy.detach(), m)
                     st["loss"] = loss.detach()
                     stats.add(st, weight=float(m.sum()))
-                    if epoch == 0 and i == 0:  # pi_old is this pass's policy: the ratio must be exactly 1
+                    if epoch == 0 and i == 0:  # pi_old is this pass's policy: the ratio is 1 (to noise with "sampler")
                         first.add(
                             {"ratio_first": st["ratio_mean"], "clip_fraction_first": st["clip_fraction"]},
                             weight=float(m.sum()),

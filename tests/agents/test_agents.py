@@ -137,6 +137,21 @@ def rows_through(module: torch.nn.Module, counter: dict, key: str) -> None:
         # group 0 has all-equal rewards and is dropped; row 7 is unscored: rows 4, 5, 6 are kept
         (GRPO, GRPOConfig(beta=0.1, drop_zero_std_groups=True), [True] * 7 + [False], 3, {"policy": 1, "reference": 1}),
         (GRPO, GRPOConfig(beta=0.1, epochs=2), [True] * 6 + [False] * 2, 6, {"policy": 3, "reference": 1}),
+        # pi_old read from the sampler: no no-grad pass before the steps
+        (
+            GRPO,
+            GRPOConfig(beta=0.1, epochs=2, old_logprobs="sampler"),
+            [True] * 6 + [False] * 2,
+            6,
+            {"policy": 2, "reference": 1},
+        ),
+        (
+            GRPO,
+            GRPOConfig(beta=0.0, minibatch_size=4, old_logprobs="sampler"),
+            [True] * 8,
+            8,
+            {"policy": 1, "reference": 1},
+        ),
         (Reinforce, ReinforceConfig(beta=0.1), [True] * 6 + [False] * 2, 6, {"policy": 2, "reference": 1}),
         (PPO, PPOConfig(beta=0.1), [True] * 6 + [False] * 2, 6, {"policy": 3, "reference": 1, "critic": 3}),
     ],
@@ -457,3 +472,71 @@ def test_micro_batches_keep_a_groups_rows_together():
     assert chunks == [list(range(8)), list(range(8, 16))]  # a group of 8 shares one prompt pass
     halves = minibatches(16, 8, torch.Generator().manual_seed(1))
     assert sorted(sum((c.tolist() for h in halves for c in micro_batches(h, 3)), [])) == list(range(16))
+
+
+def test_minibatches_of_whole_groups_partition_the_rows():
+    from rlvr.agents.experience import minibatches
+
+    group = torch.tensor([0] * 4 + [1] * 4 + [2] * 3 + [3] * 5)  # 16 rows, unequal groups
+    for seed in range(5):
+        chunks = minibatches(16, 8, torch.Generator().manual_seed(seed), group)
+        assert len(chunks) == 2
+        assert sorted(torch.cat(chunks).tolist()) == list(range(16))  # a partition
+        for c in chunks:
+            members = set(group[c].tolist())
+            assert all(int((group[c] == g).sum()) == int((group == g).sum()) for g in members)  # whole groups
+    orders = {tuple(minibatches(16, 8, torch.Generator().manual_seed(s), group)[0].tolist()) for s in range(8)}
+    assert len(orders) > 1  # the groups are shuffled
+    small = minibatches(16, 2, torch.Generator().manual_seed(0), group)  # below a group's size
+    assert sorted(len(c) for c in small) == [3, 4, 4, 5]  # one group each, no empty minibatch
+    (whole,) = minibatches(16, None, torch.Generator().manual_seed(0), group)
+    assert sorted(whole.tolist()) == list(range(16))
+
+
+def _update_grads(config: GRPOConfig, shift: float = 0.0) -> list[torch.Tensor]:
+    """The policy gradient at every optimiser step of one GRPO update; ``shift`` is added to the sampler's log-probs."""
+    run = ToyRun(seed=1, groups=2, group_size=4, max_new_tokens=4)
+    agent = GRPO(run.policy, torch.optim.SGD(run.policy.parameters(), lr=0.5), config, generator=torch.Generator())
+    agent.generator.manual_seed(0)
+    grads: list[torch.Tensor] = []
+    agent.optimizer.register_step_pre_hook(
+        lambda *a, **k: grads.append(
+            torch.cat([p.grad.flatten() for p in run.policy.parameters() if p.grad is not None])
+        )
+    )
+    exp = experience(run, [1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 1.0])
+    exp.sampler_logprobs = exp.sampler_logprobs + shift * exp.completion_mask
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        agent.update(exp)
+    return grads
+
+
+def test_pi_old_from_the_sampler_matches_a_recomputed_pi_old_and_is_really_read():
+    # two minibatches of one group each: the second step's ratio is against pi_old
+    base = dict(beta=0.0, minibatch_size=4, max_grad_norm=None)
+    recomputed = _update_grads(GRPOConfig(**base, old_logprobs="recompute"))
+    sampled = _update_grads(GRPOConfig(**base, old_logprobs="sampler"))
+    assert len(recomputed) == len(sampled) == 2
+    assert not torch.allclose(recomputed[0], recomputed[1])  # the second minibatch is off-policy: a real check
+    for r, s in zip(recomputed, sampled, strict=True):
+        torch.testing.assert_close(s, r, atol=1e-5, rtol=1e-4)  # the transformers sampler is the policy
+    shifted = _update_grads(GRPOConfig(**base, old_logprobs="sampler"), shift=1.0)  # ratio e^-1: clipped
+    assert not torch.allclose(shifted[0], sampled[0], atol=1e-4)
+    recomputed_shifted = _update_grads(GRPOConfig(**base, old_logprobs="recompute"), shift=1.0)
+    torch.testing.assert_close(recomputed_shifted[1], recomputed[1])  # "recompute" never reads them
+
+
+def test_pi_old_from_the_sampler_refuses_tis_and_a_batch_without_sampler_logprobs():
+    with pytest.raises(ValueError, match="tis corrects pi_old / mu"):
+        GRPOConfig(old_logprobs="sampler", tis="token")
+    with pytest.raises(ValueError, match="old_logprobs must be"):
+        GRPOConfig(old_logprobs="engine")
+    with pytest.raises(ValueError, match="minibatch_size must be"):
+        GRPOConfig(minibatch_size=0)
+    run = ToyRun(seed=1, groups=2, group_size=4)
+    agent = make_agent(GRPO, run, GRPOConfig(beta=0.0, minibatch_size=4, old_logprobs="sampler"))
+    exp = experience(run, [1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 1.0])
+    exp.sampler_logprobs = None
+    with pytest.raises(ValueError, match="needs the rollout engine's log-probs"):
+        agent.update(exp)
