@@ -117,6 +117,9 @@ class RolloutConfig:
             GPU, docs/training.md). The policy's log-probabilities use the same
             temperature.
         top_p: stays 1.0 for RL (see docs/agents.md).
+        max_draws: dynamic sampling (DAPO; :mod:`rlvr.dynamic_sampling`): a step draws
+            up to this many batches of ``prompts_per_step`` prompts, another only
+            while fewer than ``prompts_per_step`` groups have unequal rewards. 1: off.
         vllm_gpu_memory_utilization: the vLLM engine's share of a GPU.
         vllm_kv_cache_gib: a fixed KV cache for the vLLM engine (default 1 GiB on a CPU).
         vllm_max_model_len: prompt + completion tokens the vLLM engine holds.
@@ -132,6 +135,7 @@ class RolloutConfig:
     max_new_tokens: int = 48
     temperature: float = 0.5
     top_p: float = 1.0
+    max_draws: int = 1
     vllm_gpu_memory_utilization: float = 0.3
     vllm_kv_cache_gib: float | None = None
     vllm_max_model_len: int = 2048
@@ -142,6 +146,7 @@ class RolloutConfig:
         _require(self.group_size >= 1, "rollout.group_size", ">= 1", self.group_size)
         _require(self.max_new_tokens >= 1, "rollout.max_new_tokens", ">= 1", self.max_new_tokens)
         _require(self.temperature > 0, "rollout.temperature", "> 0", self.temperature)
+        _require(self.max_draws >= 1, "rollout.max_draws", ">= 1", self.max_draws)
         _require(0 < self.top_p <= 1, "rollout.top_p", "in (0, 1]", self.top_p)
         _require(
             0 < self.vllm_gpu_memory_utilization <= 1,
@@ -163,12 +168,9 @@ class AlgorithmConfig:
     """name picks the agent; its section holds that agent's options."""
 
     name: Literal["grpo", "reinforce", "ppo"] = "grpo"
-    # rlvr train skips groups without signal (no forward or backward for their rows) and
-    # takes two optimiser steps per batch of 32, against the sampler's log-probs as
-    # pi_old (no extra pass); GRPOConfig() itself keeps the paper's single step.
-    grpo: GRPOConfig = field(
-        default_factory=lambda: GRPOConfig(drop_zero_std_groups=True, minibatch_size=16, old_logprobs="sampler")
-    )
+    # rlvr train skips groups without signal (no forward or backward for their rows);
+    # GRPOConfig() itself keeps the paper's behaviour.
+    grpo: GRPOConfig = field(default_factory=lambda: GRPOConfig(drop_zero_std_groups=True))
     reinforce: ReinforceConfig = field(default_factory=ReinforceConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
 

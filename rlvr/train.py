@@ -24,6 +24,7 @@ import signal
 import time
 import warnings
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from rlvr.agents import GRPO, PPO, Experience, Reinforce
 from rlvr.agents.critic import Critic
 from rlvr.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from rlvr.config import RunConfig, to_dict, to_yaml
+from rlvr.dynamic_sampling import draw_until_signal
 from rlvr.evaluation import EvalReport, evaluate
 from rlvr.models import load_model_and_tokenizer, resolve_device, resolve_model_path
 from rlvr.policy import Policy, add_lora
@@ -131,6 +133,36 @@ def _engine(cfg: RunConfig, model: torch.nn.Module, tokenizer: Any, mixed: torch
         # The smallest rank vLLM reserves room for that holds the adapters.
         max_lora_rank=min((r for r in VLLM_LORA_RANKS if r >= cfg.model.lora_rank), default=cfg.model.lora_rank),
     )
+
+
+def _draw(
+    cfg: RunConfig,
+    engine: Any,
+    env: rlvr.BatchedEnv,
+    log: Any,
+    n: int,
+    seed: int,
+    step: int,
+    i: int,
+    scoring: list[float],
+) -> tuple[list[Any], Any, Any]:
+    """Draw ``n`` problems, sample a group for each and score them; draw ``i`` of the step seeds its own sampling."""
+    problems = env.reset(n)
+    params = SamplingParams(
+        n=cfg.rollout.group_size, max_new_tokens=cfg.rollout.max_new_tokens,
+        temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
+        seed=distributed.rank_seed(seed, step, *([i] if i else [])),  # the first draw: derive_seed(seed, step)
+    )  # fmt: skip
+    rollouts = engine.generate([p.prompt for p in problems], params)
+    started = time.monotonic()
+    result = env.step(problems, rollouts.groups(), on_error="record")
+    errors = [{"problem_id": problems[b].id, "sample": g, "error": e} for b, g, e in result.errors]
+    if distributed.world_size() > 1:
+        errors = [row for rows in distributed.gather_objects(errors) for row in rows]
+    if errors:
+        log.errors(step, errors)
+    scoring.append(time.monotonic() - started)
+    return problems, rollouts, result
 
 
 def train(cfg: RunConfig) -> Path:
@@ -320,21 +352,13 @@ def _train(cfg: RunConfig) -> Path:
                 break
             t0 = time.monotonic()
             with distributed.gathered(model, reference and reference.model, critic):
-                problems = train_env.reset(B // world)
-                params = SamplingParams(
-                    n=cfg.rollout.group_size, max_new_tokens=cfg.rollout.max_new_tokens,
-                    temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
-                    seed=distributed.rank_seed(seed, step),  # derive_seed(seed, step) on rank 0
+                scoring: list[float] = []  # seconds of each draw's scoring
+                (problems, rollouts, result), draws = draw_until_signal(
+                    partial(_draw, cfg, engine, train_env, log, B // world, seed, step, scoring=scoring),
+                    B, cfg.rollout.max_draws, lambda n: int(distributed.global_sum(n)[0]),
                 )  # fmt: skip
-                rollouts = engine.generate([p.prompt for p in problems], params)
-                t1 = time.monotonic()
-                result = train_env.step(problems, rollouts.groups(), on_error="record")
-                errors = [{"problem_id": problems[b].id, "sample": g, "error": e} for b, g, e in result.errors]
-                if world > 1:
-                    errors = [row for rows in distributed.gather_objects(errors) for row in rows]
-                if errors:
-                    log.errors(step, errors)
                 t2 = time.monotonic()
+                t1 = t2 - sum(scoring)
                 metrics = agent.update(Experience.from_rollouts(rollouts, result.rewards, result.scored, result.infos))
                 lr = scheduler.get_last_lr()[0]  # the rate this update used
                 with warnings.catch_warnings():
@@ -345,6 +369,8 @@ def _train(cfg: RunConfig) -> Path:
                 t3 = time.monotonic()
                 engine.sync_weights(model)
                 t4 = time.monotonic()
+            if cfg.rollout.max_draws > 1:
+                metrics["rollout/draws"] = draws
             metrics.update(
                 {
                     "time/rollout": t1 - t0,

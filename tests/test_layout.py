@@ -21,7 +21,7 @@ WINGS = {
            "rlvr.testing", "rlvr.execution", "rlvr.envs", "rlvr.verifiers", "rlvr.integrations",
            "rlvr.episodes", "rlvr.tools"],
     MODEL: ["rlvr.models", "rlvr.tokens", "rlvr.precision", "rlvr.prefix", "rlvr.sampler", "rlvr.policy",
-            "rlvr.rollout", "rlvr.vllm_engine", "rlvr.episode_rollout", "rlvr.distributed",
+            "rlvr.rollout", "rlvr.dynamic_sampling", "rlvr.vllm_engine", "rlvr.episode_rollout", "rlvr.distributed",
             "rlvr.evaluation"],
     AGENTS: ["rlvr.agents"],
     PREFERENCE: ["rlvr.preference"],

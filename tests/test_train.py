@@ -127,6 +127,17 @@ def test_run_folder_holds_what_users_expect(tiny, letter_env, tmp_path):
     assert (latest_checkpoint(run_dir) / "tokenizer.json").exists()
 
 
+def test_dynamic_sampling_draws_more_prompts_while_groups_lack_signal(tiny, letter_env, tmp_path):
+    # one new token of a 20-letter vocabulary: a pair of samples is mostly all-wrong, so most draws lack signal
+    extra = ["train.steps=4", "eval.at_end=false", "rollout.max_new_tokens=1", "rollout.group_size=2"]
+    run_dir = train(config(tiny, letter_env, tmp_path / "dyn", *extra, "rollout.max_draws=3"))
+    steps = [r for r in metrics(run_dir) if "reward_mean" in r]
+    draws = [r["rollout/draws"] for r in steps]
+    assert len(steps) == 4 and all(1 <= d <= 3 for d in draws) and max(draws) > 1, draws
+    plain = [r for r in metrics(train(config(tiny, letter_env, tmp_path / "plain", *extra))) if "reward_mean" in r]
+    assert "rollout/draws" not in plain[0]
+
+
 def test_partial_checkpoints_are_ignored(tmp_path):
     (tmp_path / "checkpoints" / "step-000009.partial").mkdir(parents=True)
     (tmp_path / "checkpoints" / "step-000003").mkdir()

@@ -169,8 +169,7 @@ def test_rlvr_train_with_vllm_rollouts(setup, tmp_path):
         "rollout.group_size=4", "rollout.max_new_tokens=4", "rollout.temperature=1.0", "train.steps=3",
         "algorithm.grpo.drop_zero_std_groups=false",  # the toy rewards are all 0: keep the rows, measure the gap
         "eval.every=0", "eval.problems=4", "log.progress=false", "log.plots=false", "checkpoint.every=0",
-        "algorithm.grpo.tis=token", "algorithm.grpo.old_logprobs=recompute", "optim.lr=1e-3",
-        f"log.run_dir={run_dir}",
+        "algorithm.grpo.tis=token", "optim.lr=1e-3", f"log.run_dir={run_dir}",
     ]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
