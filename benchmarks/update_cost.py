@@ -11,8 +11,11 @@ Variants: the default (full fine-tuning, a frozen reference copy, beta 0.04,
 each prompt computed once for its group's rows); every row's prompt computed
 (the plain full pass, as before the shared prefix); LoRA r=32 (the reference is
 the model with its adapters off); no reference (beta 0); half the rows (the update after dropping half the groups, which is
-what groups without signal cost once they are skipped); and a prompt without
-SmolLM2's default system message.
+what groups without signal cost once they are skipped); a prompt without
+SmolLM2's default system message; and two optimiser steps per batch (minibatches
+of 16 rows) of shuffled rows with a recomputed pi_old, of whole groups with a
+recomputed pi_old, and of whole groups with the sampler's log-probs as pi_old.
+``--variants`` times a subset (the default is always timed first).
 """
 
 from __future__ import annotations
@@ -64,20 +67,34 @@ def variant(name: str, base: torch.nn.Module) -> GRPO:
     policy = Policy(model, temperature=0.5, autocast=mixed, share_prompts=share)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-6, fused=True)
-    return GRPO(policy, optimizer, GRPOConfig(beta=beta), reference)
+    two_steps = {
+        "2 steps, rows": dict(minibatch_size=16, group_minibatches=False),
+        "2 steps, groups": dict(minibatch_size=16, group_minibatches=True),
+        "2 steps, groups, sampler pi_old": dict(minibatch_size=16, group_minibatches=True, old_logprobs="sampler"),
+    }
+    return GRPO(policy, optimizer, GRPOConfig(beta=beta, **two_steps.get(name, {})), reference)
 
 
 def main() -> None:
     """Time each variant's update, interleaved, and print medians and ratios."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--variants", nargs="*", help="the variants to time beside the default (all when omitted)")
     args = parser.parse_args()
     torch.manual_seed(0)
     base, tokenizer = load_model_and_tokenizer(DEFAULT_MODEL)
     full = batch(base, tokenizer, None)
     short = batch(base, tokenizer, "")
     half = full.rows(torch.arange(16))
-    names = ["default", "prompt per row", "LoRA r=32", "no reference", "half the rows", "no system prompt"]
+    names = [
+        "default", "prompt per row", "LoRA r=32", "no reference", "half the rows", "no system prompt",
+        "2 steps, rows", "2 steps, groups", "2 steps, groups, sampler pi_old",
+    ]  # fmt: skip
+    if args.variants:
+        unknown = set(args.variants) - set(names)
+        if unknown:
+            raise SystemExit(f"unknown variants {sorted(unknown)}; choose from {names}")
+        names = ["default", *[n for n in names[1:] if n in args.variants]]
     agents = {n: variant(n, base) for n in names}
     data = {
         "default": full,
@@ -87,6 +104,7 @@ def main() -> None:
         "half the rows": half,
         "no system prompt": short,
     }
+    data |= {n: full for n in names if n.startswith("2 steps")}
     print(
         f"tokens per row: {full.input_ids.shape[1]} (default), {short.input_ids.shape[1]} (no system prompt)",
         flush=True,

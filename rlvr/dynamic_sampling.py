@@ -103,11 +103,10 @@ def draw_until_signal(
     Returns:
         ``((problems, rollouts, result), draws)``: every drawn batch joined, and how many.
     """
-    parts: list[Draw] = []
-    found = 0
-    while len(parts) < max_draws and (not parts or found < target):
+    parts: list[Draw] = [draw(0)]
+    # The count is taken (a collective with several ranks) only when another draw may follow.
+    while len(parts) < max_draws and total(sum(signal_groups(result) for _, _, result in parts)) < target:
         parts.append(draw(len(parts)))
-        found = total(sum(signal_groups(result) for _, _, result in parts))
     problems = [p for part in parts for p in part[0]]
     joined = (problems, concat_rollouts([p[1] for p in parts]), concat_results([p[2] for p in parts]))
     return joined, len(parts)

@@ -111,7 +111,8 @@ class GRPOConfig:
         group_minibatches: minibatches hold whole groups (shuffled groups, not
             shuffled rows; :func:`rlvr.agents.experience.minibatches`), so the rows of
             one prompt share its forward pass, and each minibatch's advantages sum to
-            zero per group. False shuffles rows, as PPO implementations do.
+            zero per group. Off by default: rows are shuffled, as PPO implementations
+            do, and the guessing-game test learned less with whole groups (docs/agents.md).
         old_logprobs: where ``pi_old`` comes from when samples are reused (several
             minibatches or epochs, or KL in the reward): ``"recompute"``, a no-grad
             pass of the policy over the batch before the first step, or
@@ -150,7 +151,7 @@ class GRPOConfig:
     unscored: str = "exclude"
     epochs: int = 1
     minibatch_size: int | None = None
-    group_minibatches: bool = True
+    group_minibatches: bool = False
     old_logprobs: Literal["recompute", "sampler"] = "recompute"
     micro_batch_size: int = 8
     aggregation: Aggregation | None = None
