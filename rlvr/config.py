@@ -147,6 +147,9 @@ class RolloutConfig:
         _require(self.max_new_tokens >= 1, "rollout.max_new_tokens", ">= 1", self.max_new_tokens)
         _require(self.temperature > 0, "rollout.temperature", "> 0", self.temperature)
         _require(self.max_draws >= 1, "rollout.max_draws", ">= 1", self.max_draws)
+        _require(  # a lone completion never differs from its group: every step would spend every draw
+            self.max_draws == 1 or self.group_size >= 2, "rollout.max_draws", "1 when group_size is 1", self.max_draws
+        )
         _require(0 < self.top_p <= 1, "rollout.top_p", "in (0, 1]", self.top_p)
         _require(
             0 < self.vllm_gpu_memory_utilization <= 1,

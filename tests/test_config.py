@@ -85,6 +85,7 @@ INVALID = [
     ("rollout.max_new_tokens=0", "rollout.max_new_tokens"),
     ("rollout.temperature=0", "rollout.temperature"),
     ("rollout.top_p=0", "rollout.top_p"),
+    ("rollout.max_draws=0", "rollout.max_draws"),
     ("rollout.vllm_gpu_memory_utilization=1.5", "rollout.vllm_gpu_memory_utilization"),
     ("model.lora_rank=-1", "model.lora_rank"),
     ("model.threads=0", "model.threads"),
@@ -130,3 +131,9 @@ def test_report_to_names_known_trackers_and_round_trips(tmp_path):
 def test_report_to_rejects_unknown_or_repeated_trackers_naming_the_key(value):
     with pytest.raises(ConfigError, match=r"log\.report_to must be distinct names among \['tensorboard', 'wandb'\]"):
         load_config(None, [f"log.report_to={value}"])
+
+
+def test_dynamic_sampling_needs_groups_of_two():
+    with pytest.raises(ConfigError, match="rollout.max_draws must be 1 when group_size is 1"):
+        load_config(None, ["algorithm.name=reinforce", "rollout.group_size=1", "rollout.max_draws=3"])
+    assert load_config(None, ["algorithm.name=reinforce", "rollout.group_size=1"]).rollout.max_draws == 1
