@@ -120,6 +120,10 @@ class RolloutConfig:
         max_draws: dynamic sampling (DAPO; :mod:`rlvr.dynamic_sampling`): a step draws
             up to this many batches of ``prompts_per_step`` prompts, another only
             while fewer than ``prompts_per_step`` groups have unequal rewards. 1: off.
+            4 by default, because without it a run whose first groups hold no right
+            answer learns only the format and can settle on one wrong answer for every
+            problem (seed 2 of the main job did, docs/training.md); set 1 with groups
+            of one completion, which never carry signal.
         vllm_gpu_memory_utilization: the vLLM engine's share of a GPU.
         vllm_kv_cache_gib: a fixed KV cache for the vLLM engine (default 1 GiB on a CPU).
         vllm_max_model_len: prompt + completion tokens the vLLM engine holds.
@@ -135,7 +139,7 @@ class RolloutConfig:
     max_new_tokens: int = 48
     temperature: float = 0.5
     top_p: float = 1.0
-    max_draws: int = 1
+    max_draws: int = 4
     vllm_gpu_memory_utilization: float = 0.3
     vllm_kv_cache_gib: float | None = None
     vllm_max_model_len: int = 2048
@@ -147,9 +151,6 @@ class RolloutConfig:
         _require(self.max_new_tokens >= 1, "rollout.max_new_tokens", ">= 1", self.max_new_tokens)
         _require(self.temperature > 0, "rollout.temperature", "> 0", self.temperature)
         _require(self.max_draws >= 1, "rollout.max_draws", ">= 1", self.max_draws)
-        _require(  # a lone completion never differs from its group: every step would spend every draw
-            self.max_draws == 1 or self.group_size >= 2, "rollout.max_draws", "1 when group_size is 1", self.max_draws
-        )
         _require(0 < self.top_p <= 1, "rollout.top_p", "in (0, 1]", self.top_p)
         _require(
             0 < self.vllm_gpu_memory_utilization <= 1,
@@ -387,6 +388,12 @@ class RunConfig:
                 ">= 2 for GRPO (a group of one has no baseline to compare with)",
                 self.rollout.group_size,
             )
+        _require(  # a lone completion never differs from its group: every step would spend every draw
+            self.rollout.max_draws == 1 or self.rollout.group_size >= 2,
+            "rollout.max_draws",
+            "1 when group_size is 1 (a group of one never carries signal)",
+            self.rollout.max_draws,
+        )
 
 
 # -- building dataclasses from plain data, strictly -------------------------------------
