@@ -136,7 +136,4 @@ def test_report_to_rejects_unknown_or_repeated_trackers_naming_the_key(value):
 def test_dynamic_sampling_needs_groups_of_two():
     with pytest.raises(ConfigError, match="rollout.max_draws must be 1 when group_size is 1"):
         load_config(None, ["algorithm.name=reinforce", "rollout.group_size=1", "rollout.max_draws=3"])
-    with pytest.raises(ConfigError, match="rollout.max_draws must be 1 when group_size is 1"):
-        load_config(None, ["algorithm.name=reinforce", "rollout.group_size=1"])  # the default draws up to 4
-    assert load_config(None, ["algorithm.name=reinforce", "rollout.group_size=1", "rollout.max_draws=1"])
-    assert load_config(None, []).rollout.max_draws == 4
+    assert load_config(None, ["algorithm.name=reinforce", "rollout.group_size=1"]).rollout.max_draws == 1
