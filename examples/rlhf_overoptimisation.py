@@ -1,0 +1,198 @@
+r"""RLHF with a synthetic gold standard: verifier-labelled pairs -> reward model -> RL against it, gold watched.
+
+    python examples/rlhf_overoptimisation.py --out runs/rlhf \
+        --pairs-models smollm2-135m-instruct runs/main/checkpoints/step-000080 --betas 0.01 0.05 0.2
+
+1. Pairs: each ``--pairs-models`` policy samples ``--pairs-n`` completions for
+   ``--pairs-prompts`` training problems; the environment's verifier ranks them.
+   A policy that is sometimes right gives pairs that rank right sums over wrong
+   ones; the untrained model's pairs mostly rank a box over none.
+2. A Bradley-Terry reward model on those pairs (held-out pairs from test problems).
+3. For each ``--betas`` value, a fresh copy of ``--model`` trained with
+   ``--algorithm`` (PPO with the KL penalty in the reward, or GRPO with it in the
+   loss) against the reward model, normalised and clipped; with ``--ceiling``, one
+   more run against the verifier itself. Every ``--measure-every`` steps the KL to
+   the reference, the proxy (reward-model) score and the gold (verifier) score are
+   measured on held-out problems (:mod:`rlvr.preference.overoptimisation`).
+4. ``plots/overoptimisation.png``: proxy and gold against sqrt(KL), the gold peak
+   marked where a run went past it, and a table.
+
+Each stage's output is kept in ``--out`` and reused, and a run whose last point is
+in ``points.jsonl`` is skipped, so the study can grow across invocations.
+"""
+
+import argparse
+import copy
+from pathlib import Path
+
+import torch
+
+import rlvr
+from rlvr.agents import GRPO, PPO, Experience, GRPOConfig, PPOConfig
+from rlvr.agents.critic import Critic
+from rlvr.models import DEFAULT_MODEL, load_model_and_tokenizer
+from rlvr.policy import Policy
+from rlvr.precision import pick_autocast
+from rlvr.preference.overoptimisation import Point, gold_peak, measure, plot_overoptimisation, read_points, write_point
+from rlvr.preference.pairs import load_pairs, pairs_from_env, save_pairs
+from rlvr.preference.reward_model import (
+    RewardModel,
+    load_reward_model,
+    pairwise_accuracy,
+    save_reward_model,
+    score,
+    train_reward_model,
+)
+from rlvr.preference.reward_verifier import RewardModelVerifier
+from rlvr.rollout import SamplingParams, TransformersEngine, derive_seed
+
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser.add_argument("--out", required=True, help="folder for pairs, reward model, points and plot")
+parser.add_argument("--model", default=DEFAULT_MODEL, help="the policy trained, and the reward model's trunk")
+parser.add_argument("--env", default="rlvr/Arithmetic-v0")
+parser.add_argument("--pairs-models", nargs="+", default=[DEFAULT_MODEL], help="policies that sample the pairs")
+parser.add_argument("--pairs-prompts", type=int, default=100, help="training problems per pairs model")
+parser.add_argument("--pairs-n", type=int, default=8)
+parser.add_argument("--pairs-temperature", type=float, default=0.7)
+parser.add_argument("--rm-epochs", type=int, default=2)
+parser.add_argument("--rm-lr", type=float, default=3e-5)
+parser.add_argument("--algorithm", choices=["ppo", "grpo"], default="ppo")
+parser.add_argument("--betas", type=float, nargs="+", default=[0.01, 0.05, 0.2])
+parser.add_argument("--ceiling", action="store_true", help="also train against the verifier (the middle beta)")
+parser.add_argument("--steps", type=int, default=30)
+parser.add_argument("--prompts", type=int, default=4)
+parser.add_argument("--group", type=int, default=8)
+parser.add_argument("--max-new-tokens", type=int, default=48)
+parser.add_argument("--temperature", type=float, default=0.5)
+parser.add_argument("--lr", type=float, default=1e-5)
+parser.add_argument("--measure-every", type=int, default=5)
+parser.add_argument("--measure-problems", type=int, default=32)
+parser.add_argument("--measure-n", type=int, default=4, help="samples per held-out problem at each measurement")
+parser.add_argument("--no-chat-template", action="store_true")
+parser.add_argument("--seed", type=int, default=0)
+args = parser.parse_args()
+if args.measure_every < 1 or args.steps < 1 or not args.betas or min(args.betas) < 0:
+    parser.error("--steps and --measure-every must be >= 1 and every beta >= 0")
+out = Path(args.out)
+out.mkdir(parents=True, exist_ok=True)
+chat = not args.no_chat_template
+mixed = pick_autocast("auto")
+train_env = rlvr.BatchedEnv(rlvr.make(args.env, split="train"))
+test_env = rlvr.BatchedEnv(rlvr.make(args.env, split="test"))
+
+# 1. Pairs, ranked by the verifier: training problems for training, test problems held out.
+if not (out / "pairs_test.jsonl").exists():
+    train_pairs, test_pairs = [], []
+    for i, name in enumerate(args.pairs_models):
+        sampler, tokenizer = load_model_and_tokenizer(name)
+        engine = TransformersEngine(sampler, tokenizer, chat_template=chat, autocast=mixed)
+        for env, pairs, n_problems, seed in (
+            (train_env, train_pairs, args.pairs_prompts, 2 * i),
+            (test_env, test_pairs, max(args.pairs_prompts // 4, 1), 2 * i + 1),
+        ):
+            pairs += pairs_from_env(
+                engine, env, env.distinct_problems(n_problems, seed=seed), n=args.pairs_n,
+                max_new_tokens=args.max_new_tokens, temperature=args.pairs_temperature, seed=seed,
+            )  # fmt: skip
+        print(f"pairs from {name}: {len(train_pairs)} training, {len(test_pairs)} held out so far", flush=True)
+        del sampler, engine
+    save_pairs(train_pairs, out / "pairs_train.jsonl")
+    save_pairs(test_pairs, out / "pairs_test.jsonl")
+train_pairs, test_pairs = load_pairs(out / "pairs_train.jsonl"), load_pairs(out / "pairs_test.jsonl")
+
+# 2. The reward model (the proxy).
+if not (out / "rm").exists():
+    torch.manual_seed(args.seed)
+    trunk, tokenizer = load_model_and_tokenizer(args.model)
+    rm = RewardModel(trunk, autocast=mixed)
+    train_reward_model(rm, tokenizer, train_pairs, epochs=args.rm_epochs, lr=args.rm_lr, chat_template=chat)
+    held = pairwise_accuracy(rm, tokenizer, test_pairs, chat_template=chat)
+    save_reward_model(rm, tokenizer, out / "rm", {"held_out_accuracy": held["accuracy"], "pairs": len(train_pairs)})
+    print(f"reward model: held-out pairwise accuracy {held['accuracy']:.3f} on {len(test_pairs)} pairs", flush=True)
+rm, rm_tokenizer = load_reward_model(out / "rm", autocast=mixed)
+
+
+def proxy_scores(texts: list[str], problems: list) -> list[float]:
+    return score(rm, rm_tokenizer, [p.prompt for p in problems], texts, chat_template=chat).tolist()
+
+
+held_out = test_env.distinct_problems(args.measure_problems, seed=1)
+points_file = out / "points.jsonl"
+
+
+def train_one(run: str, beta: float, against_verifier: bool) -> None:
+    """One run from a fresh copy of the model; a point every ``--measure-every`` steps."""
+    torch.manual_seed(args.seed)
+    model, tokenizer = load_model_and_tokenizer(args.model)
+    if tokenizer.get_vocab() != rm_tokenizer.get_vocab():
+        raise SystemExit("the reward model's tokenizer differs from the policy's")
+    policy = Policy(model, temperature=args.temperature, autocast=mixed)
+    reference = Policy(copy.deepcopy(model).eval().requires_grad_(False), temperature=args.temperature, autocast=mixed)
+    engine = TransformersEngine(model, tokenizer, chat_template=chat, autocast=mixed)
+    reward = None if against_verifier else RewardModelVerifier((rm, rm_tokenizer), normalize=True, clip=3.0)
+    env = rlvr.BatchedEnv(rlvr.make(args.env, split="train", reward=reward))
+    env.reset(1, seed=args.seed)
+
+    def sample_batch(seed: int):
+        problems = env.reset(args.prompts)
+        params = SamplingParams(
+            n=args.group, max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=seed
+        )
+        rollouts = engine.generate([p.prompt for p in problems], params)
+        return rollouts, env.step(problems, rollouts.groups(), on_error="record")
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
+    if args.algorithm == "grpo":
+        agent = GRPO(policy, optimizer, GRPOConfig(beta=beta), reference if beta > 0 else None)
+    else:
+        if reward is None:
+            critic = Critic(copy.deepcopy(model), autocast=mixed)
+        else:  # from the reward model (InstructGPT), rescaled to the normalised reward a first batch sets
+            sample_batch(seed=derive_seed(args.seed, 0))  # training steps start at 1
+            critic = Critic.from_reward_model(rm, autocast=mixed, mean=reward.moments.mean, std=reward.moments.std)
+        critic_optimizer = torch.optim.AdamW(critic.parameters(), lr=args.lr)
+        # lam = 1: the critic's values of prefixes are not yet fitted to returns in a short run
+        agent = PPO(policy, optimizer, critic, critic_optimizer, PPOConfig(beta=beta, lam=1.0), reference)
+
+    def point(step: int) -> None:
+        m = measure(
+            engine, reference, held_out, proxy_scores, test_env, n=args.measure_n,
+            max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=10_000,
+        )  # fmt: skip
+        write_point(Point(run=run, beta=beta, step=step, **m), points_file)
+        print(f"{run:24} step {step:3d}  kl {m['kl']:7.3f}  proxy {m['proxy']:+7.2f}  gold {m['gold']:.3f}", flush=True)
+
+    point(0)
+    for step in range(1, args.steps + 1):
+        rollouts, result = sample_batch(seed=derive_seed(args.seed, step))
+        agent.update(Experience.from_rollouts(rollouts, result.rewards, result.scored))
+        if step % args.measure_every == 0 or step == args.steps:
+            point(step)
+
+
+# 3. The runs, each skipped when its last point is already recorded.
+runs = [(f"{args.algorithm} rm beta={b:g}", b, False) for b in args.betas]
+if args.ceiling:
+    beta = sorted(args.betas)[len(args.betas) // 2]
+    runs.append((f"{args.algorithm} verifier beta={beta:g}", beta, True))
+for run, beta, against_verifier in runs:
+    old = read_points(points_file) if points_file.exists() else []
+    if any(p.run == run and p.step == args.steps for p in old):
+        continue
+    kept = [p for p in old if p.run != run]  # an unfinished run starts again
+    points_file.unlink(missing_ok=True)
+    for p in kept:
+        write_point(p, points_file)
+    train_one(run, beta, against_verifier)
+
+# 4. The plot and a table: where gold peaked, and whether the proxy went on past it.
+points = read_points(points_file)
+plot = plot_overoptimisation(points, out / "plots" / "overoptimisation.png")
+print(f"\n| run | gold at start | gold peak (step, KL) | gold at end | proxy at end | over-optimised |\n|{'---|' * 6}")
+for run, (peak, overshot) in gold_peak(points).items():
+    curve = sorted((p for p in points if p.run == run), key=lambda p: p.step)
+    print(
+        f"| {run} | {curve[0].gold:.3f} | {peak.gold:.3f} ({peak.step}, {peak.kl:.2f}) | {curve[-1].gold:.3f} "
+        f"| {curve[-1].proxy:+.2f} | {'yes' if overshot else 'no'} |"
+    )
+print(f"plot: {plot}")

@@ -1,0 +1,121 @@
+"""The over-optimisation study's parts: the peak rule by hand, the points file, the plot, and the measurement."""
+
+import copy
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+from toymodels import LetterEnv, char_tokenizer, save_tiny_model, target_fraction, tiny_llama, toy_env
+
+import rlvr
+from rlvr.policy import Policy
+from rlvr.preference.overoptimisation import Point, gold_peak, measure, plot_overoptimisation, read_points, write_point
+from rlvr.rollout import TransformersEngine
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def pt(run, step, proxy, gold, kl=None, beta=0.1):
+    return Point(
+        run=run, beta=beta, step=step, kl=step / 10 if kl is None else kl, proxy=proxy, gold=gold, accuracy=gold
+    )
+
+
+def test_gold_peak_marks_a_run_whose_proxy_climbed_past_its_gold_peak():
+    points = [
+        pt("over", 0, 0.0, 0.1), pt("over", 10, 2.0, 0.3), pt("over", 5, 1.0, 0.5),  # order of steps does not matter
+        pt("rising", 0, 0.0, 0.1), pt("rising", 5, 1.0, 0.2), pt("rising", 10, 0.5, 0.4),
+        pt("both fall", 0, 1.0, 0.6), pt("both fall", 5, 0.5, 0.4),  # proxy fell too: not over-optimisation
+        pt("tie", 0, 0.0, 0.2), pt("tie", 5, 1.0, 0.2),
+    ]  # fmt: skip
+    peaks = gold_peak(points)
+    assert (peaks["over"][0].step, peaks["over"][1]) == (5, True)
+    assert (peaks["rising"][0].step, peaks["rising"][1]) == (10, False)
+    assert (peaks["both fall"][0].step, peaks["both fall"][1]) == (0, False)
+    assert peaks["tie"][0].step == 0  # the same gold for less KL
+
+
+def test_points_round_trip_and_the_plot_is_written(tmp_path):
+    points = [pt("a", 0, 0.0, 0.1), pt("a", 5, 1.0, 0.5, kl=-0.01), pt("a", 10, 2.0, 0.3), pt("b", 0, 0.0, 0.2, beta=1)]
+    for p in points:
+        write_point(p, tmp_path / "sub" / "points.jsonl")
+    assert read_points(tmp_path / "sub" / "points.jsonl") == points
+    path = plot_overoptimisation(points, tmp_path / "plots" / "over.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+class Recording:
+    """An engine that keeps what it generated."""
+
+    def __init__(self, engine):
+        self.engine, self.batches = engine, []
+
+    def generate(self, prompts, params):
+        self.batches.append(self.engine.generate(prompts, params))
+        return self.batches[-1]
+
+
+def test_measure_reads_kl_proxy_and_gold_from_the_same_samples():
+    tok = char_tokenizer()
+    model = tiny_llama(len(tok), seed=0)
+    engine = Recording(TransformersEngine(model, tok, chat_template=False))
+    env = toy_env()
+    problems = env.reset(3, seed=0)
+    seen = []
+
+    def proxy(texts, probs):
+        seen.extend(zip(texts, [p.prompt for p in probs], strict=True))
+        return [float(len(t)) for t in texts]
+
+    kwargs = dict(n=4, max_new_tokens=5, temperature=0.7, seed=3, batch_prompts=2)
+    same = measure(engine, Policy(copy.deepcopy(model).eval(), temperature=0.7), problems, proxy, env, **kwargs)
+    assert abs(same["kl"]) < 1e-5  # the reference is the policy
+    assert len(engine.batches) == 2  # 2 + 1 problems
+    assert len(seen) == 12 and [q for _, q in seen] == [p.prompt for p in problems for _ in range(4)]
+    assert same["proxy"] == pytest.approx(sum(len(t) for t, _ in seen) / 12)
+    gold = [target_fraction(t, p) for (t, _), p in zip(seen, [p for p in problems for _ in range(4)], strict=True)]
+    assert same["gold"] == pytest.approx(sum(gold) / 12) and same["accuracy"] == pytest.approx(
+        sum(g == 1 for g in gold) / 12
+    )
+
+    engine.batches.clear()
+    other = Policy(tiny_llama(len(tok), seed=1).eval(), temperature=0.7)
+    moved = measure(engine, other, problems, proxy, env, **kwargs)
+    policy = Policy(model, temperature=0.7)
+    by_hand = []  # sum over each sample's tokens of log pi - log pi_ref, under the policy's own log-probs
+    for r in engine.batches:
+        args = (r.input_ids, r.attention_mask, r.prompt_len)
+        by_hand += ((policy.logprobs(*args) - other.logprobs(*args)) * r.completion_mask).sum(-1).tolist()
+    assert moved["kl"] == pytest.approx(sum(by_hand) / 12, abs=1e-4) and moved["kl"] > 0.1
+    assert moved["proxy"] == pytest.approx(same["proxy"])  # the same seeds draw the same samples
+    with pytest.raises(ValueError, match="temperature"):
+        measure(engine, other, problems, proxy, env, **{**kwargs, "temperature": 1.0})
+
+
+def test_the_recipe_runs_the_whole_pipeline_and_skips_finished_runs(tmp_path, monkeypatch, unique_id, capsys):
+    env_id = unique_id()
+    rlvr.register_env(env_id, LetterEnv)
+    model = save_tiny_model(tmp_path / "tiny")
+    out = tmp_path / "study"
+    argv = [
+        "rlhf_overoptimisation.py", "--out", str(out), "--model", model, "--env", env_id, "--pairs-models", model,
+        "--pairs-prompts", "8", "--pairs-n", "4", "--rm-epochs", "1", "--betas", "0", "0.1", "--ceiling",
+        "--steps", "2", "--measure-every", "1", "--prompts", "2", "--group", "4", "--max-new-tokens", "5",
+        "--measure-problems", "3", "--measure-n", "2", "--no-chat-template", "--temperature", "1.0",
+    ]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(str(EXAMPLES / "rlhf_overoptimisation.py"), run_name="__main__")
+    points = read_points(out / "points.jsonl")
+    runs = ["ppo rm beta=0", "ppo rm beta=0.1", "ppo verifier beta=0.1"]
+    assert sorted({p.run for p in points}) == runs
+    assert [p.step for p in points] == [0, 1, 2] * 3
+    assert (out / "rm" / "model.safetensors").exists() and (out / "plots" / "overoptimisation.png").exists()
+    assert json.loads((out / "pairs_train.jsonl").read_text().splitlines()[0])["chosen"] is not None
+    printed = capsys.readouterr().out
+    assert all(f"| {run} |" in printed for run in runs)
+
+    runpy.run_path(str(EXAMPLES / "rlhf_overoptimisation.py"), run_name="__main__")  # everything is reused
+    assert read_points(out / "points.jsonl") == points
+    assert "step   0" not in capsys.readouterr().out
