@@ -15,7 +15,9 @@ completions drawn from the policy:
 * ``kl``: ``E_{y ~ pi}[ sum_t log pi(y_t | .) - log pi_ref(y_t | .) ]``, the
   sequence-level KL in nats (the k1 estimator, unbiased for samples from pi);
 * ``proxy``: the reward model's raw score (a logit: only differences mean much);
-* ``gold``: the verifier's mean reward, and ``accuracy`` its share of correct verdicts.
+* ``gold``: the verifier's mean reward, and ``accuracy`` its share of correct
+  verdicts; a sample it cannot score (a crash, an unscorable reply) counts as 0
+  and wrong, so failing the verifier never raises the gold.
 
 Deviation from the paper: Gao et al. fit functional forms to many reward-model
 sizes; this module only measures and plots the points of each run.
@@ -88,7 +90,8 @@ def measure(
         n: samples per problem.
         max_new_tokens: the longest sample.
         temperature: the sampling temperature (the reference's too).
-        seed: seeds the sampling (problem ``i`` of a chunk starting at ``s`` draws with ``seed + s``).
+        seed: seeds the sampling (the chunk of problems from ``start`` on draws with
+            ``seed + start``).
         batch_prompts: problems per generation call.
 
     Returns:
@@ -106,17 +109,16 @@ def measure(
         kls += ((rollouts.sampler_logprobs.to(ref) - ref) * mask).sum(-1).tolist()  # [N]: sequence KL, k1
         repeated = [p for p in chunk for _ in range(n)]
         proxies += list(proxy(list(rollouts.texts), repeated))
+        # A sample the verifier could not score counts as 0 and wrong: left out, it
+        # would let a policy raise its gold by writing what the verifier fails on.
         result = gold_env.step(chunk, rollouts.groups(), on_error="record")
-        for rewards, infos in zip(result.rewards, result.infos, strict=True):
-            for reward, info in zip(rewards, infos, strict=True):
-                if info["scored"]:
-                    golds.append(float(reward))
-                    correct.append(info["status"] == "correct")
+        golds += result.rewards.ravel().tolist()  # 0.0 where unscored
+        correct += [info["status"] == "correct" for row in result.infos for info in row]
     return {
         "kl": float(np.mean(kls)),
         "proxy": float(np.mean(proxies)),
-        "gold": float(np.mean(golds)) if golds else math.nan,
-        "accuracy": float(np.mean(correct)) if correct else math.nan,
+        "gold": float(np.mean(golds)),
+        "accuracy": float(np.mean(correct)),
     }
 
 

@@ -94,6 +94,29 @@ def test_measure_reads_kl_proxy_and_gold_from_the_same_samples():
         measure(engine, other, problems, proxy, env, **{**kwargs, "temperature": 1.0})
 
 
+def test_samples_the_verifier_cannot_score_count_as_zero_gold():
+    """A policy that learns to crash the gold verifier must not raise its gold by it."""
+    tok = char_tokenizer()
+    model = tiny_llama(len(tok), seed=0)
+    engine = Recording(TransformersEngine(model, tok, chat_template=False))
+
+    def fragile(completion, problem):
+        if "j" not in completion[:4]:
+            raise RuntimeError("the verifier crashed")
+        return 1.0
+
+    problems = [rlvr.Problem(id=p, prompt=p, reference="j") for p in ["abc", "cab", "bad"]]
+    env = rlvr.BatchedEnv(rlvr.DatasetEnv(problems, reward=fragile))
+    reference = Policy(copy.deepcopy(model).eval(), temperature=1.0)
+    kwargs = dict(n=8, max_new_tokens=4, temperature=1.0, seed=0)
+    m = measure(engine, reference, problems, lambda texts, probs: [0.0] * len(texts), env, **kwargs)
+    (rollouts,) = engine.batches
+    scoring = [float("j" in text[:4]) for text in rollouts.texts]  # 1 where it scores, a crash elsewhere
+    assert 0 < sum(scoring) < len(scoring)
+    assert m["gold"] == pytest.approx(sum(scoring) / len(scoring))  # crashes count as 0, not left out
+    assert m["accuracy"] == pytest.approx(sum(scoring) / len(scoring))
+
+
 def test_the_recipe_runs_the_whole_pipeline_and_skips_finished_runs(tmp_path, monkeypatch, unique_id, capsys):
     env_id = unique_id()
     rlvr.register_env(env_id, LetterEnv)
