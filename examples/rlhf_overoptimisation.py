@@ -23,9 +23,11 @@ in ``points.jsonl`` is skipped, so the study can grow across invocations.
 
 import argparse
 import copy
+import json
 from pathlib import Path
 
 import torch
+import yaml
 
 import rlvr
 from rlvr.agents import GRPO, PPO, Experience, GRPOConfig, PPOConfig
@@ -50,6 +52,9 @@ parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.R
 parser.add_argument("--out", required=True, help="folder for pairs, reward model, points and plot")
 parser.add_argument("--model", default=DEFAULT_MODEL, help="the policy trained, and the reward model's trunk")
 parser.add_argument("--env", default="rlvr/Arithmetic-v0")
+parser.add_argument(
+    "--option", action="append", default=[], metavar="KEY=VALUE", help="environment option, e.g. digits=1"
+)
 parser.add_argument("--pairs-models", nargs="+", default=[DEFAULT_MODEL], help="policies that sample the pairs")
 parser.add_argument("--pairs-prompts", type=int, default=100, help="training problems per pairs model")
 parser.add_argument("--pairs-n", type=int, default=8)
@@ -65,6 +70,10 @@ parser.add_argument("--group", type=int, default=8)
 parser.add_argument("--max-new-tokens", type=int, default=48)
 parser.add_argument("--temperature", type=float, default=0.5)
 parser.add_argument("--lr", type=float, default=1e-5)
+parser.add_argument("--ppo-epochs", type=int, default=2, help="PPO's passes over each batch")
+parser.add_argument(
+    "--critic-warmup", type=int, default=0, help="PPO: batches of critic-only steps before the first policy step"
+)
 parser.add_argument("--measure-every", type=int, default=5)
 parser.add_argument("--measure-problems", type=int, default=32)
 parser.add_argument("--measure-n", type=int, default=4, help="samples per held-out problem at each measurement")
@@ -73,12 +82,20 @@ parser.add_argument("--seed", type=int, default=0)
 args = parser.parse_args()
 if args.measure_every < 1 or args.steps < 1 or not args.betas or min(args.betas) < 0:
     parser.error("--steps and --measure-every must be >= 1 and every beta >= 0")
+if args.ppo_epochs < 1 or args.critic_warmup < 0:
+    parser.error("--ppo-epochs must be >= 1 and --critic-warmup >= 0")
+try:
+    options = {k: yaml.safe_load(v) for k, _, v in (o.partition("=") for o in args.option)}
+except yaml.YAMLError as err:
+    parser.error(f"--option: {err}")
+if any(k == "" for k in options):
+    parser.error("--option takes KEY=VALUE")
 out = Path(args.out)
 out.mkdir(parents=True, exist_ok=True)
 chat = not args.no_chat_template
 mixed = pick_autocast("auto")
-train_env = rlvr.BatchedEnv(rlvr.make(args.env, split="train"))
-test_env = rlvr.BatchedEnv(rlvr.make(args.env, split="test"))
+train_env = rlvr.BatchedEnv(rlvr.make(args.env, split="train", **options))
+test_env = rlvr.BatchedEnv(rlvr.make(args.env, split="test", **options))
 
 # 1. Pairs, ranked by the verifier: training problems for training, test problems held out.
 if not (out / "pairs_test.jsonl").exists():
@@ -107,8 +124,17 @@ if not (out / "rm").exists():
     rm = RewardModel(trunk, autocast=mixed)
     train_reward_model(rm, tokenizer, train_pairs, epochs=args.rm_epochs, lr=args.rm_lr, chat_template=chat)
     held = pairwise_accuracy(rm, tokenizer, test_pairs, chat_template=chat)
-    save_reward_model(rm, tokenizer, out / "rm", {"held_out_accuracy": held["accuracy"], "pairs": len(train_pairs)})
+    # by kind of pair: a right box over a wrong one asks the reward model to check the answer, a box
+    # over none only to see the format; the first is what lifts the gold above the format's share
+    kinds: dict[str, list] = {}
+    for p in test_pairs:
+        kinds.setdefault(f"{p.meta['chosen_reward']:g} over {p.meta['rejected_reward']:g}", []).append(p)
+    by_kind = {k: pairwise_accuracy(rm, tokenizer, v, chat_template=chat)["accuracy"] for k, v in sorted(kinds.items())}
+    info = {"held_out_accuracy": held["accuracy"], "held_out_by_kind": by_kind, "pairs": len(train_pairs)}
+    save_reward_model(rm, tokenizer, out / "rm", info)
     print(f"reward model: held-out pairwise accuracy {held['accuracy']:.3f} on {len(test_pairs)} pairs", flush=True)
+    for kind, acc in by_kind.items():
+        print(f"  rewards {kind}: {acc:.3f} on {len(kinds[kind])} pairs", flush=True)
 rm, rm_tokenizer = load_reward_model(out / "rm", autocast=mixed)
 
 
@@ -118,6 +144,19 @@ def proxy_scores(texts: list[str], problems: list) -> list[float]:
 
 held_out = test_env.distinct_problems(args.measure_problems, seed=1)
 points_file = out / "points.jsonl"
+metrics_file = out / "metrics.jsonl"
+
+
+def log(run: str, step: int, metrics: dict) -> None:
+    """Each update's metrics (docs/metrics.md), warm-up steps at negative ``step``."""
+    with metrics_file.open("a") as f:
+        f.write(json.dumps({"run": run, "step": step, **metrics}) + "\n")
+    shown = {k: metrics[k] for k in ("reward_mean", "kl_ref", "explained_variance", "value_loss") if k in metrics}
+    print(
+        f"{run:24} {'warm-up' if step < 0 else 'update'} {step:4d}  "
+        + "  ".join(f"{k} {v:.3f}" for k, v in shown.items()),
+        flush=True,
+    )
 
 
 def train_one(run: str, beta: float, against_verifier: bool) -> None:
@@ -130,7 +169,7 @@ def train_one(run: str, beta: float, against_verifier: bool) -> None:
     reference = Policy(copy.deepcopy(model).eval().requires_grad_(False), temperature=args.temperature, autocast=mixed)
     engine = TransformersEngine(model, tokenizer, chat_template=chat, autocast=mixed)
     reward = None if against_verifier else RewardModelVerifier((rm, rm_tokenizer), normalize=True, clip=3.0)
-    env = rlvr.BatchedEnv(rlvr.make(args.env, split="train", reward=reward))
+    env = rlvr.BatchedEnv(rlvr.make(args.env, split="train", reward=reward, **options))
     env.reset(1, seed=args.seed)
 
     def sample_batch(seed: int):
@@ -152,7 +191,15 @@ def train_one(run: str, beta: float, against_verifier: bool) -> None:
             critic = Critic.from_reward_model(rm, autocast=mixed, mean=reward.moments.mean, std=reward.moments.std)
         critic_optimizer = torch.optim.AdamW(critic.parameters(), lr=args.lr)
         # lam = 1: the critic's values of prefixes are not yet fitted to returns in a short run
-        agent = PPO(policy, optimizer, critic, critic_optimizer, PPOConfig(beta=beta, lam=1.0), reference)
+        config = PPOConfig(beta=beta, lam=1.0, epochs=args.ppo_epochs)
+        agent = PPO(policy, optimizer, critic, critic_optimizer, config, reference)
+        for i in range(args.critic_warmup):  # batches of the untrained policy, never trained on
+            rollouts, result = sample_batch(seed=derive_seed(args.seed, 1_000_000 + i))
+            log(
+                run,
+                -args.critic_warmup + i,
+                agent.warm_up_critic(Experience.from_rollouts(rollouts, result.rewards, result.scored)),
+            )
 
     def point(step: int) -> None:
         m = measure(
@@ -165,7 +212,7 @@ def train_one(run: str, beta: float, against_verifier: bool) -> None:
     point(0)
     for step in range(1, args.steps + 1):
         rollouts, result = sample_batch(seed=derive_seed(args.seed, step))
-        agent.update(Experience.from_rollouts(rollouts, result.rewards, result.scored))
+        log(run, step, agent.update(Experience.from_rollouts(rollouts, result.rewards, result.scored)))
         if step % args.measure_every == 0 or step == args.steps:
             point(step)
 

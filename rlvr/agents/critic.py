@@ -45,7 +45,8 @@ class Critic(nn.Module):
 
         As in InstructGPT (Ouyang et al., 2022: "the value function is initialized
         from the RM"), so its first values are the RM's score of each prefix instead
-        of 0. The RM is not changed.
+        of 0. The RM is not changed, and the copy is trainable even when the RM was
+        frozen (as the ``reward-model`` verifier freezes the model it scores with).
 
         ``mean`` and ``std``: when the policy is rewarded with the RM's score
         normalised as ``(score - mean) / std`` (the ``reward-model`` verifier's
@@ -65,7 +66,7 @@ class Critic(nn.Module):
         with torch.no_grad():
             head.weight.div_(std)
             head.bias.sub_(mean).div_(std)
-        return cls(copy.deepcopy(reward_model.trunk), autocast, head=head)
+        return cls(copy.deepcopy(reward_model.trunk).requires_grad_(True), autocast, head=head.requires_grad_(True))
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor, prompt_len: int) -> Tensor:
         """Values ``[N, T]`` of the states before each completion token, with gradients.

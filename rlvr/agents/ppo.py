@@ -121,6 +121,9 @@ class PPO:
             adapter-free model (:func:`rlvr.policy.reference_logprobs`). Needed only
             when ``beta > 0``.
         generator: the RNG that shuffles minibatches (saved in :meth:`state_dict`).
+
+    Raises:
+        ValueError: no parameter of the critic requires a gradient.
     """
 
     def __init__(
@@ -133,6 +136,10 @@ class PPO:
         reference: Policy | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
+        if not any(p.requires_grad for p in critic.parameters()):
+            raise ValueError(
+                "the critic has no trainable parameter (a frozen model's copy?): its value loss would not train it"
+            )
         self.policy, self.optimizer, self.config, self.reference = policy, optimizer, config, reference
         self.critic, self.critic_optimizer = critic, critic_optimizer
         self.kl_ctl = kl_controller(config.beta, config.kl_target)
@@ -150,6 +157,19 @@ class PPO:
         self.kl_ctl.load_state_dict(state["kl"])
         if self.generator is not None and "generator" in state:
             self.generator.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
+
+    def warm_up_critic(self, exp: Experience) -> dict[str, float]:
+        """Critic steps only, on a batch of the current policy: the policy, and beta, stay as they are.
+
+        InstructGPT-style value warm-up (Ouyang et al., 2022, start the value model
+        from the reward model; here it is then fitted to the shaped returns before the
+        first policy step): the first policy updates otherwise follow advantages from a
+        critic that has never seen a return, whose explained variance is below zero.
+        The same shaped rewards, GAE targets and value loss as :meth:`update`, with
+        ``epochs`` passes over the batch; the metrics are :meth:`update`'s without the
+        policy's terms.
+        """
+        return self._update(exp, policy_step=False)
 
     def update(self, exp: Experience) -> dict[str, float]:
         """One PPO update on a batch: shaped rewards, GAE, then ``epochs`` passes of optimiser steps.
@@ -179,6 +199,9 @@ class PPO:
         Raises:
             ValueError: with ``overlong_buffer`` when a completion is longer than ``token_budget``.
         """
+        return self._update(exp, policy_step=True)
+
+    def _update(self, exp: Experience, policy_step: bool) -> dict[str, float]:
         cfg, policy, critic = self.config, self.policy, self.critic
         if cfg.unscored == "zero":
             exp = exp.with_unscored_as_zero()
@@ -222,6 +245,14 @@ class PPO:
                 agg = dict(mode=cfg.aggregation, constant=cfg.aggregation_constant, **global_totals(mask[mb]))
                 for micro in micro_batches(mb, cfg.micro_batch_size):
                     ids, att, m = exp.input_ids[micro], exp.attention_mask[micro], mask[micro]
+                    values = critic(ids, att, exp.prompt_len)  # [n, T]
+                    v_loss, v_stats = value_loss(
+                        values, old_values[micro], returns[micro], m, cfg.value_clip_eps, **agg
+                    )
+                    if not policy_step:
+                        (cfg.value_coef * v_loss).backward()
+                        stats.add(v_stats, weight=float(m.sum()))
+                        continue
                     logp, entropy = policy(
                         ids, att, exp.prompt_len, with_entropy=True, entropy_grad=cfg.entropy_coef > 0
                     )  # [n, T] each
@@ -230,10 +261,6 @@ class PPO:
                         weights=None if weights is None else weights[micro], **agg,
                     )  # fmt: skip
                     ent_loss, ent_stats = entropy_bonus(entropy, m, **agg)
-                    values = critic(ids, att, exp.prompt_len)  # [n, T]
-                    v_loss, v_stats = value_loss(
-                        values, old_values[micro], returns[micro], m, cfg.value_clip_eps, **agg
-                    )
                     (pg_loss + cfg.entropy_coef * ent_loss + cfg.value_coef * v_loss).backward()
                     st["entropy"] = masked_mean(entropy.detach(), m)
                     stats.add({**st, **v_stats}, weight=float(m.sum()))
@@ -242,7 +269,9 @@ class PPO:
                             {"ratio_first": st["ratio_mean"], "clip_fraction_first": st["clip_fraction"]},
                             weight=float(m.sum()),
                         )
-                stats.add({"grad_norm": optimizer_step(self.optimizer, policy.parameters(), cfg.max_grad_norm, policy)})
+                if policy_step:
+                    grad_norm = optimizer_step(self.optimizer, policy.parameters(), cfg.max_grad_norm, policy)
+                    stats.add({"grad_norm": grad_norm})
                 critic_norm = optimizer_step(self.critic_optimizer, critic.parameters(), cfg.max_grad_norm, critic)
                 stats.add({"critic_grad_norm": critic_norm})
 
@@ -254,6 +283,6 @@ class PPO:
         else:
             metrics["value_mean"] = float(masked_mean(old_values, mask))
             metrics["return_mean"] = float(masked_mean(returns, mask))
-        if "kl_ref" in metrics:  # measured on at least one token
+        if "kl_ref" in metrics and policy_step:  # measured on at least one token; warm-up leaves beta
             self.kl_ctl.update(metrics["kl_ref"])
         return metrics

@@ -540,3 +540,26 @@ def test_pi_old_from_the_sampler_refuses_tis_and_a_batch_without_sampler_logprob
     exp.sampler_logprobs = None
     with pytest.raises(ValueError, match="needs the rollout engine's log-probs"):
         agent.update(exp)
+
+
+def test_critic_warm_up_fits_the_critic_and_leaves_the_policy_and_beta_alone():
+    run = ToyRun(seed=1, groups=2, group_size=4)
+    agent = make_agent(PPO, run, PPOConfig(beta=0.1, kl_target=0.01, epochs=4), optimizer=torch.optim.Adam, lr=3e-3)
+    exp = experience(run, [1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0])
+    policy_before = [p.detach().clone() for p in run.policy.parameters()]
+    critic_before = [p.detach().clone() for p in agent.critic.parameters()]
+    seen: dict[str, int] = {}
+    rows_through(run.policy.model, seen, "policy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = agent.warm_up_critic(exp)
+        for _ in range(5):
+            last = agent.warm_up_critic(exp)
+    assert all(torch.equal(a, b) for a, b in zip(policy_before, run.policy.parameters(), strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(critic_before, agent.critic.parameters(), strict=True))
+    assert seen["policy"] == 6 * 8  # pi_old's no-grad pass only: no policy forward with gradients
+    assert agent.kl_ctl.beta == 0.1  # the adaptive coefficient moves only with policy steps
+    assert "grad_norm" not in last and "ratio_first" not in last and last["critic_grad_norm"] > 0
+    # explained variance is measured against the values before each call: fitting the same batch raises it
+    assert last["explained_variance"] > first["explained_variance"]
+    assert last["value_loss"] < first["value_loss"]

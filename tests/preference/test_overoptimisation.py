@@ -127,6 +127,7 @@ def test_the_recipe_runs_the_whole_pipeline_and_skips_finished_runs(tmp_path, mo
         "--pairs-prompts", "8", "--pairs-n", "4", "--rm-epochs", "1", "--betas", "0", "0.1", "--ceiling",
         "--steps", "2", "--measure-every", "1", "--prompts", "2", "--group", "4", "--max-new-tokens", "5",
         "--measure-problems", "3", "--measure-n", "2", "--no-chat-template", "--temperature", "1.0",
+        "--critic-warmup", "1",
     ]  # fmt: skip
     monkeypatch.setattr(sys, "argv", argv)
     runpy.run_path(str(EXAMPLES / "rlhf_overoptimisation.py"), run_name="__main__")
@@ -138,6 +139,13 @@ def test_the_recipe_runs_the_whole_pipeline_and_skips_finished_runs(tmp_path, mo
     assert json.loads((out / "pairs_train.jsonl").read_text().splitlines()[0])["chosen"] is not None
     printed = capsys.readouterr().out
     assert all(f"| {run} |" in printed for run in runs)
+    logged = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    # one critic-only warm-up batch, then the updates, for each PPO run
+    assert [(m["run"], m["step"]) for m in logged] == [(run, s) for run in runs for s in (-1, 1, 2)]
+    assert all("explained_variance" in m for m in logged)
+    assert "grad_norm" not in logged[0] and "grad_norm" in logged[1]
+    info = json.loads((out / "rm" / "reward_model.json").read_text())
+    assert sum(1 for _ in (out / "pairs_test.jsonl").open()) > 0 and info["held_out_by_kind"]
 
     runpy.run_path(str(EXAMPLES / "rlhf_overoptimisation.py"), run_name="__main__")  # everything is reused
     assert read_points(out / "points.jsonl") == points

@@ -10,7 +10,9 @@ import pytest
 import torch
 from toymodels import LETTERS, char_tokenizer, tiny_llama
 
+from rlvr.agents import PPO
 from rlvr.agents.critic import Critic
+from rlvr.policy import Policy
 from rlvr.preference.pairs import PreferencePair
 from rlvr.preference.reward_model import (
     RewardModel,
@@ -107,3 +109,19 @@ def test_critic_from_reward_model_on_the_normalised_reward_scale():
     assert rm.head.bias.item() == 0.5 and rm.head.weight.abs().sum() > 0
     with pytest.raises(ValueError, match="std must be > 0"):
         Critic.from_reward_model(rm, std=0.0)
+
+
+def test_critic_from_a_frozen_reward_model_is_trainable_and_a_frozen_critic_is_refused():
+    rm, tok = tiny_rm()
+    rm.requires_grad_(False)  # as the reward-model verifier leaves the model it scores with
+    critic = Critic.from_reward_model(rm)
+    assert all(p.requires_grad for p in critic.parameters())
+    assert not any(p.requires_grad for p in rm.parameters()), "the RM stays frozen"
+    ids, mask = encode_texts(tok, ["abc"], ["de"], chat_template=False)
+    critic(ids, mask, 3).sum().backward()
+    assert critic.head.weight.grad is not None
+
+    frozen = Critic(tiny_llama(len(tok), seed=1)).requires_grad_(False)
+    policy = Policy(tiny_llama(len(tok), seed=2))
+    with pytest.raises(ValueError, match="no trainable parameter"):
+        PPO(policy, torch.optim.SGD(policy.parameters(), lr=0.1), frozen, torch.optim.SGD([torch.zeros(1)], lr=0.1))
