@@ -15,16 +15,30 @@ Accepted rows (the shapes TRL, OpenRLHF and most hub preference sets use):
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rlvr.types import Message, Problem
 
-__all__ = ["PreferencePair", "load_pairs", "pair_from_row", "pairs_from_env", "save_pairs", "split_pairs"]
+if TYPE_CHECKING:
+    from rlvr.preference.rejection import Scored
+
+__all__ = [
+    "PreferencePair",
+    "counterfactual_pairs",
+    "load_pairs",
+    "pair_from_row",
+    "pairs_from_env",
+    "pairs_from_scored",
+    "save_pairs",
+    "shift_boxed_integer",
+    "split_pairs",
+]
 
 
 @dataclass(frozen=True)
@@ -154,12 +168,8 @@ def pairs_from_env(
     """Make preference pairs from sampled completions, ranked by the environment's reward.
 
     Sample ``n`` completions per problem, score them through the environment
-    (``BatchedEnv``), and pair a higher-reward completion (chosen) with a
-    lower-reward one (rejected), at most ``pairs_per_prompt`` per problem.
-
-    Only scored samples count (a verifier error or an unscorable reference says
-    nothing about the completion), equal rewards make no pair, and identical
-    texts are never paired. Problems whose samples all score alike give none.
+    (``BatchedEnv``; :func:`rlvr.preference.rejection.sample_and_score`), then
+    :func:`pairs_from_scored`.
     """
     from rlvr.preference.rejection import sample_and_score
 
@@ -167,6 +177,16 @@ def pairs_from_env(
         engine, env, problems, n=n, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
         batch_prompts=batch_prompts,
     )  # fmt: skip
+    return pairs_from_scored(scored, pairs_per_prompt=pairs_per_prompt, seed=seed)
+
+
+def pairs_from_scored(scored: Scored, *, pairs_per_prompt: int = 4, seed: int = 0) -> list[PreferencePair]:
+    """Pair a higher-reward completion (chosen) with a lower-reward one (rejected), at most ``pairs_per_prompt`` per problem.
+
+    Only scored samples count (a verifier error or an unscorable reference says
+    nothing about the completion), equal rewards make no pair, and identical
+    texts are never paired. Problems whose samples all score alike give none.
+    """
     rng = np.random.default_rng(seed)
     pairs: list[PreferencePair] = []
     for problem, texts, rewards in zip(scored.problems, scored.texts, scored.rewards, strict=True):
@@ -184,4 +204,75 @@ def pairs_from_env(
             pairs.append(PreferencePair(problem.prompt, kept[i][1], kept[j][1], meta))
             if len(seen) >= pairs_per_prompt:
                 break
+    return pairs
+
+
+_LAST_BOXED_INTEGER = re.compile(r"(\\boxed\{\s*)(-?\d+)(\s*\})(?!.*\\boxed)", re.DOTALL)
+
+
+def shift_boxed_integer(
+    text: str, rng: np.random.Generator, shifts: Sequence[int] = (-10, -2, -1, 1, 2, 10)
+) -> str | None:
+    r"""``text`` with the integer of its last ``\boxed{N}`` moved by one of ``shifts``: a near miss.
+
+    A perturbation for :func:`counterfactual_pairs` on integer answers; None when
+    the last box does not hold a plain integer.
+    """
+    match = _LAST_BOXED_INTEGER.search(text)
+    if match is None:
+        return None
+    moved = int(match.group(2)) + int(rng.choice(list(shifts)))
+    return text[: match.start(2)] + str(moved) + text[match.end(2) :]
+
+
+def counterfactual_pairs(
+    env: Any,
+    scored: Scored,
+    perturb: Callable[[str, np.random.Generator], str | None],
+    *,
+    pairs_per_prompt: int = 4,
+    seed: int = 0,
+) -> list[PreferencePair]:
+    """Pairs that differ only where the verifier looks: a CORRECT sample over its perturbed copy.
+
+    Sampled pairs rank completions that differ in many ways at once, and a reward
+    model learns whichever difference is easiest: on two-digit addition, a style
+    that wrong answers share, while a near miss written in the right style scores
+    like the right sum (docs/preference.md). Here each CORRECT completion of
+    ``scored`` (up to ``pairs_per_prompt`` per problem) is changed by ``perturb``
+    (e.g. the boxed answer moved by one), the copy is scored by ``env`` (a
+    ``BatchedEnv``, the same verifier), and the pair is kept only when the copy
+    scores lower: the verifier, not the perturbation, labels it. ``perturb``
+    returns None where it has nothing to change.
+
+    ``meta`` holds ``problem_id``, both rewards and ``counterfactual: True``.
+    """
+    rng = np.random.default_rng(seed)
+    problems, originals, copies = [], [], []
+    for m, problem in enumerate(scored.problems):
+        picked = 0
+        for text, correct, reward in zip(scored.texts[m], scored.correct[m], scored.rewards[m], strict=True):
+            if picked == pairs_per_prompt or not correct or not np.isfinite(reward):
+                continue
+            changed = perturb(text, rng)
+            if changed is None or changed == text:
+                continue
+            problems.append(problem)
+            originals.append((text, float(reward)))
+            copies.append(changed)
+            picked += 1
+    if not problems:
+        return []
+    result = env.step(problems, [[c] for c in copies], on_error="record")
+    pairs = []
+    for b, (problem, (text, reward), copy) in enumerate(zip(problems, originals, copies, strict=True)):
+        if not result.scored[b][0] or float(result.rewards[b][0]) >= reward:
+            continue
+        meta = {
+            "problem_id": problem.id,
+            "chosen_reward": reward,
+            "rejected_reward": float(result.rewards[b][0]),
+            "counterfactual": True,
+        }
+        pairs.append(PreferencePair(problem.prompt, text, copy, meta))
     return pairs

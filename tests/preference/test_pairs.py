@@ -2,10 +2,22 @@
 
 import json
 
+import numpy as np
 import pytest
 from toymodels import char_tokenizer, tiny_llama, toy_env
 
-from rlvr.preference.pairs import PreferencePair, load_pairs, pair_from_row, pairs_from_env, save_pairs, split_pairs
+import rlvr
+from rlvr.preference.pairs import (
+    PreferencePair,
+    counterfactual_pairs,
+    load_pairs,
+    pair_from_row,
+    pairs_from_env,
+    save_pairs,
+    shift_boxed_integer,
+    split_pairs,
+)
+from rlvr.preference.rejection import Scored
 from rlvr.rollout import TransformersEngine
 
 
@@ -85,3 +97,40 @@ def test_pairs_from_env_prefer_the_higher_reward():
     for pair in pairs:
         per_prompt[pair.meta["problem_id"]] = per_prompt.get(pair.meta["problem_id"], 0) + 1
     assert max(per_prompt.values()) <= 3
+
+
+def test_shift_boxed_integer_moves_only_the_last_plain_integer_box():
+    rng = np.random.default_rng(0)
+    assert shift_boxed_integer("3 + 4 = \\boxed{7}.", rng, shifts=[1]) == "3 + 4 = \\boxed{8}."
+    assert shift_boxed_integer("\\boxed{1} then \\boxed{ 12 }", rng, shifts=[-2]) == "\\boxed{1} then \\boxed{ 10 }"
+    assert shift_boxed_integer("\\boxed{-3}", rng, shifts=[10]) == "\\boxed{7}"
+    for text in ["no box", "\\boxed{x}", "\\boxed{3.5}", "\\boxed{7} and \\boxed{y}", ""]:
+        assert shift_boxed_integer(text, rng) is None
+
+
+def test_counterfactual_pairs_keep_only_copies_the_verifier_scores_lower():
+    env = rlvr.BatchedEnv(rlvr.make("rlvr/Arithmetic-v0", split="train", digits=1))
+    a, b = env.distinct_problems(2, seed=0)
+    right_a, right_b = (f"{p.meta['expression']} = \\boxed{{{p.reference}}}" for p in (a, b))
+    scored = Scored(
+        [a, b],
+        [[right_a, "\\boxed{100}", right_a + " "], [right_b, "no answer", "also none"]],
+        np.array([[1.0, 0.1, 1.0], [1.0, 0.0, -np.inf]]),
+        np.array([[True, False, True], [True, False, False]]),
+    )
+
+    pairs = counterfactual_pairs(env, scored, lambda t, rng: shift_boxed_integer(t, rng, shifts=[1]), seed=0)
+    # the wrong and the unboxed samples are never perturbed; each right one gives one pair
+    assert [(p.prompt, p.chosen) for p in pairs] == [
+        (a.prompt, right_a),
+        (a.prompt, right_a + " "),
+        (b.prompt, right_b),
+    ]
+    assert pairs[0].rejected == f"{a.meta['expression']} = \\boxed{{{int(a.reference) + 1}}}"
+    assert all(p.meta["counterfactual"] and p.meta["rejected_reward"] < p.meta["chosen_reward"] for p in pairs)
+    assert all(p.meta["rejected_reward"] == pytest.approx(0.1) for p in pairs)  # the box is kept: format credit
+
+    # a perturbation the verifier still scores right makes no pair: the verifier labels, not the perturbation
+    harmless = counterfactual_pairs(env, scored, lambda t, rng: t.replace("\\boxed{", "\\boxed{ "))
+    assert harmless == []
+    assert len(counterfactual_pairs(env, scored, lambda t, rng: shift_boxed_integer(t, rng), pairs_per_prompt=1)) == 2
