@@ -6,16 +6,21 @@ r"""RLHF with a synthetic gold standard: verifier-labelled pairs -> reward model
 1. Pairs: each ``--pairs-models`` policy samples ``--pairs-n`` completions for
    ``--pairs-prompts`` training problems; the environment's verifier ranks them.
    A policy that is sometimes right gives pairs that rank right sums over wrong
-   ones; the untrained model's pairs mostly rank a box over none.
+   ones; the untrained model's pairs mostly rank a box over none. With
+   ``--counterfactuals K``, up to K right samples per problem are also paired with
+   a copy whose boxed answer is moved (a near miss the verifier scores lower), so
+   some pairs differ only in the sum.
 2. A Bradley-Terry reward model on those pairs (held-out pairs from test problems).
 3. For each ``--betas`` value, a fresh copy of ``--model`` trained with
    ``--algorithm`` (PPO with the KL penalty in the reward, or GRPO with it in the
    loss) against the reward model, normalised and clipped; with ``--ceiling``, one
-   more run against the verifier itself. Every ``--measure-every`` steps the KL to
+   more run against the verifier itself. PPO's critic can first take
+   ``--critic-warmup`` batches of critic-only steps. Every ``--measure-every`` steps the KL to
    the reference, the proxy (reward-model) score and the gold (verifier) score are
    measured on held-out problems (:mod:`rlvr.preference.overoptimisation`).
 4. ``plots/overoptimisation.png``: proxy and gold against sqrt(KL), the gold peak
-   marked where a run went past it, and a table.
+   marked where a run went past it, and a table. Every update's metrics are in
+   ``metrics.jsonl`` (``explained_variance`` among them).
 
 Each stage's output is kept in ``--out`` and reused, and a run whose last point is
 in ``points.jsonl`` is skipped, so the study can grow across invocations.
@@ -24,6 +29,7 @@ in ``points.jsonl`` is skipped, so the study can grow across invocations.
 import argparse
 import copy
 import json
+import time
 from pathlib import Path
 
 import torch
@@ -36,7 +42,14 @@ from rlvr.models import DEFAULT_MODEL, load_model_and_tokenizer
 from rlvr.policy import Policy
 from rlvr.precision import pick_autocast
 from rlvr.preference.overoptimisation import Point, gold_peak, measure, plot_overoptimisation, read_points, write_point
-from rlvr.preference.pairs import load_pairs, pairs_from_env, save_pairs
+from rlvr.preference.pairs import (
+    counterfactual_pairs,
+    load_pairs,
+    pairs_from_scored,
+    save_pairs,
+    shift_boxed_integer,
+)
+from rlvr.preference.rejection import sample_and_score
 from rlvr.preference.reward_model import (
     RewardModel,
     load_reward_model,
@@ -59,6 +72,9 @@ parser.add_argument("--pairs-models", nargs="+", default=[DEFAULT_MODEL], help="
 parser.add_argument("--pairs-prompts", type=int, default=100, help="training problems per pairs model")
 parser.add_argument("--pairs-n", type=int, default=8)
 parser.add_argument("--pairs-temperature", type=float, default=0.7)
+parser.add_argument(
+    "--counterfactuals", type=int, default=0, help="per problem: right samples paired with their boxed answer moved"
+)
 parser.add_argument("--rm-epochs", type=int, default=2)
 parser.add_argument("--rm-lr", type=float, default=3e-5)
 parser.add_argument("--algorithm", choices=["ppo", "grpo"], default="ppo")
@@ -91,6 +107,14 @@ except yaml.YAMLError as err:
 if any(k == "" for k in options):
     parser.error("--option takes KEY=VALUE")
 out = Path(args.out)
+start = time.monotonic()
+
+
+def minutes() -> str:
+    """Wall time since the start of this invocation (stages reused from ``--out`` cost nothing)."""
+    return f"{(time.monotonic() - start) / 60:.1f} min"
+
+
 out.mkdir(parents=True, exist_ok=True)
 chat = not args.no_chat_template
 mixed = pick_autocast("auto")
@@ -107,11 +131,19 @@ if not (out / "pairs_test.jsonl").exists():
             (train_env, train_pairs, args.pairs_prompts, 2 * i),
             (test_env, test_pairs, max(args.pairs_prompts // 4, 1), 2 * i + 1),
         ):
-            pairs += pairs_from_env(
+            scored = sample_and_score(
                 engine, env, env.distinct_problems(n_problems, seed=seed), n=args.pairs_n,
                 max_new_tokens=args.max_new_tokens, temperature=args.pairs_temperature, seed=seed,
             )  # fmt: skip
-        print(f"pairs from {name}: {len(train_pairs)} training, {len(test_pairs)} held out so far", flush=True)
+            pairs += pairs_from_scored(scored, seed=seed)
+            if args.counterfactuals:
+                pairs += counterfactual_pairs(
+                    env, scored, shift_boxed_integer, pairs_per_prompt=args.counterfactuals, seed=seed
+                )
+        print(
+            f"pairs from {name}: {len(train_pairs)} training, {len(test_pairs)} held out so far ({minutes()})",
+            flush=True,
+        )
         del sampler, engine
     save_pairs(train_pairs, out / "pairs_train.jsonl")
     save_pairs(test_pairs, out / "pairs_test.jsonl")
@@ -128,11 +160,12 @@ if not (out / "rm").exists():
     # over none only to see the format; the first is what lifts the gold above the format's share
     kinds: dict[str, list] = {}
     for p in test_pairs:
-        kinds.setdefault(f"{p.meta['chosen_reward']:g} over {p.meta['rejected_reward']:g}", []).append(p)
+        kind = f"{p.meta['chosen_reward']:g} over {p.meta['rejected_reward']:g}"
+        kinds.setdefault(kind + (", near miss" if p.meta.get("counterfactual") else ""), []).append(p)
     by_kind = {k: pairwise_accuracy(rm, tokenizer, v, chat_template=chat)["accuracy"] for k, v in sorted(kinds.items())}
     info = {"held_out_accuracy": held["accuracy"], "held_out_by_kind": by_kind, "pairs": len(train_pairs)}
     save_reward_model(rm, tokenizer, out / "rm", info)
-    print(f"reward model: held-out pairwise accuracy {held['accuracy']:.3f} on {len(test_pairs)} pairs", flush=True)
+    print(f"reward model: held-out pairwise accuracy {held['accuracy']:.3f} on {len(test_pairs)} pairs ({minutes()})")
     for kind, acc in by_kind.items():
         print(f"  rewards {kind}: {acc:.3f} on {len(kinds[kind])} pairs", flush=True)
 rm, rm_tokenizer = load_reward_model(out / "rm", autocast=mixed)
@@ -207,7 +240,9 @@ def train_one(run: str, beta: float, against_verifier: bool) -> None:
             max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=10_000,
         )  # fmt: skip
         write_point(Point(run=run, beta=beta, step=step, **m), points_file)
-        print(f"{run:24} step {step:3d}  kl {m['kl']:7.3f}  proxy {m['proxy']:+7.2f}  gold {m['gold']:.3f}", flush=True)
+        print(
+            f"{run:24} step {step:3d}  kl {m['kl']:7.3f}  proxy {m['proxy']:+7.2f}  gold {m['gold']:.3f}  ({minutes()})"
+        )
 
     point(0)
     for step in range(1, args.steps + 1):
@@ -234,12 +269,16 @@ for run, beta, against_verifier in runs:
 
 # 4. The plot and a table: where gold peaked, and whether the proxy went on past it.
 points = read_points(points_file)
-plot = plot_overoptimisation(points, out / "plots" / "overoptimisation.png")
+# a fall of the gold counts past two standard errors of a mean of [0, 1] rewards over one measurement's samples
+samples = len(held_out) * args.measure_n
+min_drop = 1.0 / samples**0.5
+plot = plot_overoptimisation(points, out / "plots" / "overoptimisation.png", min_drop)
 print(f"\n| run | gold at start | gold peak (step, KL) | gold at end | proxy at end | over-optimised |\n|{'---|' * 6}")
-for run, (peak, overshot) in gold_peak(points).items():
+for run, (peak, overshot) in gold_peak(points, min_drop).items():
     curve = sorted((p for p in points if p.run == run), key=lambda p: p.step)
     print(
         f"| {run} | {curve[0].gold:.3f} | {peak.gold:.3f} ({peak.step}, {peak.kl:.2f}) | {curve[-1].gold:.3f} "
         f"| {curve[-1].proxy:+.2f} | {'yes' if overshot else 'no'} |"
     )
-print(f"plot: {plot}")
+print(f"over-optimised: the gold fell more than {min_drop:.3f} (two standard errors of {samples} samples) below")
+print(f"its peak while the proxy rose. plot: {plot} ({minutes()})")

@@ -122,12 +122,15 @@ def measure(
     }
 
 
-def gold_peak(points: Sequence[Point]) -> dict[str, tuple[Point, bool]]:
+def gold_peak(points: Sequence[Point], min_drop: float = 0.0) -> dict[str, tuple[Point, bool]]:
     """Per run, the point of highest gold and whether the run over-optimised past it.
 
-    A run over-optimised when a later point has a higher proxy score and a lower
-    gold score than the peak: the proxy kept climbing while the gold fell. Ties in
-    gold go to the earliest point (the least KL spent for that gold).
+    A run over-optimised when a later point has a higher proxy score and a gold
+    score more than ``min_drop`` below the peak: the proxy kept climbing while the
+    gold fell. Each gold is a mean over samples, so a fall within its noise is no
+    evidence: pass about two standard errors (``1 / sqrt(samples)`` bounds that
+    for a reward in [0, 1]). Ties in gold go to the earliest point (the least KL
+    spent for that gold).
     """
     runs: dict[str, list[Point]] = {}
     for p in points:
@@ -137,7 +140,7 @@ def gold_peak(points: Sequence[Point]) -> dict[str, tuple[Point, bool]]:
         curve = sorted(curve, key=lambda p: p.step)
         peak = max(curve, key=lambda p: (p.gold, -p.step))
         later = [p for p in curve if p.step > peak.step]
-        out[run] = (peak, any(p.proxy > peak.proxy and p.gold < peak.gold for p in later))
+        out[run] = (peak, any(p.proxy > peak.proxy and p.gold < peak.gold - min_drop for p in later))
     return out
 
 
@@ -155,12 +158,12 @@ def read_points(path: str | Path) -> list[Point]:
         return [Point(**json.loads(line)) for line in f if line.strip()]
 
 
-def plot_overoptimisation(points: Sequence[Point], path: str | Path) -> Path:
+def plot_overoptimisation(points: Sequence[Point], path: str | Path, min_drop: float = 0.0) -> Path:
     """Proxy (left) and gold (right) against ``sqrt(KL)``, one line per run, the gold peak marked.
 
     ``sqrt(KL)`` is Gao et al.'s distance; a negative KL estimate (noise near the
-    start) is drawn at 0. A peak the run went past is drawn as a star, with the
-    same point marked on the proxy panel.
+    start) is drawn at 0. A peak the run went past (:func:`gold_peak` with
+    ``min_drop``) is drawn as a star, with the same point marked on the proxy panel.
     """
     import matplotlib
 
@@ -168,7 +171,7 @@ def plot_overoptimisation(points: Sequence[Point], path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig, (ax_proxy, ax_gold) = plt.subplots(1, 2, figsize=(11, 4))
-    peaks = gold_peak(points)
+    peaks = gold_peak(points, min_drop)
     for i, (run, (peak, overshot)) in enumerate(sorted(peaks.items(), key=lambda kv: kv[1][0].beta)):
         curve = sorted((p for p in points if p.run == run), key=lambda p: p.step)
         xs = [math.sqrt(max(p.kl, 0.0)) for p in curve]

@@ -207,16 +207,18 @@ def pairs_from_scored(scored: Scored, *, pairs_per_prompt: int = 4, seed: int = 
     return pairs
 
 
-_LAST_BOXED_INTEGER = re.compile(r"(\\boxed\{\s*)(-?\d+)(\s*\})(?!.*\\boxed)", re.DOTALL)
+# the integer that ends the last box: \boxed{12}, \boxed{6 + 6 = 12}, never part of 3.5
+_LAST_BOXED_INTEGER = re.compile(r"(\\boxed\{[^{}]*?)(?<![\d.])(-?\d+)(\s*\})(?!.*\\boxed)", re.DOTALL)
 
 
 def shift_boxed_integer(
     text: str, rng: np.random.Generator, shifts: Sequence[int] = (-10, -2, -1, 1, 2, 10)
 ) -> str | None:
-    r"""``text`` with the integer of its last ``\boxed{N}`` moved by one of ``shifts``: a near miss.
+    r"""``text`` with the integer that ends its last box moved by one of ``shifts``: a near miss.
 
-    A perturbation for :func:`counterfactual_pairs` on integer answers; None when
-    the last box does not hold a plain integer.
+    ``\boxed{12}`` and ``\boxed{6 + 6 = 12}`` both have their 12 moved. A
+    perturbation for :func:`counterfactual_pairs` on integer answers; None when
+    the last box does not end in an integer.
     """
     match = _LAST_BOXED_INTEGER.search(text)
     if match is None:

@@ -104,7 +104,9 @@ def test_shift_boxed_integer_moves_only_the_last_plain_integer_box():
     assert shift_boxed_integer("3 + 4 = \\boxed{7}.", rng, shifts=[1]) == "3 + 4 = \\boxed{8}."
     assert shift_boxed_integer("\\boxed{1} then \\boxed{ 12 }", rng, shifts=[-2]) == "\\boxed{1} then \\boxed{ 10 }"
     assert shift_boxed_integer("\\boxed{-3}", rng, shifts=[10]) == "\\boxed{7}"
-    for text in ["no box", "\\boxed{x}", "\\boxed{3.5}", "\\boxed{7} and \\boxed{y}", ""]:
+    assert shift_boxed_integer("\\boxed{6 + 6 = 12}", rng, shifts=[1]) == "\\boxed{6 + 6 = 13}"
+    assert shift_boxed_integer("\\boxed{1 + 8 = \\boxed{9}}", rng, shifts=[1]) == "\\boxed{1 + 8 = \\boxed{10}}"
+    for text in ["no box", "\\boxed{x}", "\\boxed{3.5}", "\\boxed{7} and \\boxed{y}", "\\boxed{12 + x}", ""]:
         assert shift_boxed_integer(text, rng) is None
 
 
