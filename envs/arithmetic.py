@@ -56,6 +56,24 @@ class ArithmeticEnv(ProceduralEnv):
 
         return boxed_answer_reward(MathVerifier())
 
+    def system_prompt(self) -> str:
+        r"""Two worked examples of the answer format, e.g. ``7 + 5 = \boxed{12}``, posed as this environment poses problems.
+
+        Their operands have other digit counts than the environment's (one and
+        three digits for two-digit problems), so neither is a problem of either split.
+        On SmolLM2-135M-Instruct at temperature 0.5 they raise the share of boxed
+        answers to two-digit sums from 0.5% to about half, and of right ones
+        from 0 to about 3% (docs/training.md).
+        """
+        lines = ["Examples."]
+        for digits in [d for d in (1, 2, 3) if d != self.digits][:2]:
+            operands = _EXAMPLE_OPERANDS[digits][: self.terms]
+            ops = [self.operations[i % len(self.operations)] for i in range(self.terms - 1)]
+            expression = " ".join([str(operands[0])] + [f"{op} {x}" for op, x in zip(ops, operands[1:], strict=True)])
+            lines.append(f"User: {self.prompt.replace('{expression}', expression)}")
+            lines.append(f"Assistant: {expression} = \\boxed{{{evaluate(operands, ops)}}}")
+        return "\n".join(lines)
+
     def known_answers(self, problem: Problem) -> tuple[list[str], list[str]]:
         """A worked, boxed right answer, and the boxed-answer reward's must-score-0 completions."""
         gold = int(problem.reference)
@@ -74,6 +92,14 @@ class ArithmeticEnv(ProceduralEnv):
             reference=str(evaluate(operands, ops)),
             meta={"expression": expression, "digits": self.digits, "terms": self.terms},
         )
+
+
+# The example problems' operands, by digit count: fixed, so the suggested system prompt is too.
+_EXAMPLE_OPERANDS = {
+    1: [7, 5, 8, 6, 9, 4, 3, 2],
+    2: [47, 38, 26, 59, 71, 83, 64, 92],
+    3: [125, 237, 318, 462, 509, 674, 781, 853],
+}
 
 
 def evaluate(operands: list[int], ops: list[str]) -> int:

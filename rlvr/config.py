@@ -48,9 +48,12 @@ class ModelConfig:
         chat_template: render prompts with the tokenizer's chat template.
         system_prompt: the system message of every prompt that brings none (the chat
             template is wrapped, and checkpoints save the wrapped template, so
-            ``rlvr eval`` on a checkpoint renders prompts as training did); None keeps
-            the template's own default. SmolLM2's default is about 20 tokens of every
-            sequence; "" replaces it with an empty system turn.
+            ``rlvr eval`` on a checkpoint renders prompts as training did). "auto"
+            takes the environment's suggestion (``env.system_prompt()``: for
+            ``rlvr/Arithmetic-v0``, two worked examples of the answer format), or the
+            template's own default where it has none; None keeps the template's own.
+            SmolLM2's default is about 20 tokens of every sequence; "" replaces it
+            with an empty system turn.
         lora_rank: 0 trains every weight; > 0 trains LoRA adapters and uses the
             adapter-free model as the reference.
         lora_alpha: the LoRA adapters' alpha (scaling).
@@ -64,7 +67,7 @@ class ModelConfig:
     dtype: Literal["float32", "bfloat16"] = "float32"
     autocast: Literal["auto", "bf16", "none"] = "auto"
     chat_template: bool = True
-    system_prompt: str | None = None
+    system_prompt: str | None = "auto"
     lora_rank: int = 0
     lora_alpha: int = 32
     threads: int | None = None

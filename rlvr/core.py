@@ -126,6 +126,16 @@ class BanditEnv(gym.Env):
         """
         raise KeyError(f"{type(self).__name__} cannot look problems up by id")
 
+    def system_prompt(self) -> str | None:
+        """A system message this environment suggests to a chat policy, or ``None``.
+
+        It shows how an answer should look (a worked example of the format), so a
+        policy that has never seen the format can earn reward from its first
+        samples. ``rlvr train`` uses it with ``model.system_prompt: auto``. It must
+        not reveal the answer of any problem of the environment, in either split.
+        """
+        return None
+
     def known_answers(self, problem: Problem) -> tuple[list[str], list[str]] | None:
         """Completions that must score full reward and ones that must score 0.
 

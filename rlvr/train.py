@@ -62,6 +62,14 @@ def build_envs(cfg: RunConfig) -> tuple[rlvr.BatchedEnv, rlvr.BatchedEnv]:
     )
 
 
+def pick_system_prompt(setting: str | None, env: Any) -> str | None:
+    """``model.system_prompt`` resolved: "auto" asks the environment (None where it suggests nothing)."""
+    if setting != "auto":
+        return setting
+    suggest = getattr(env, "system_prompt", None)
+    return suggest() if callable(suggest) else None
+
+
 def _adamw(parameters: Any, lr: float, cfg: RunConfig) -> torch.optim.AdamW:
     """AdamW over the trainable parameters, with the fused kernel where torch has one.
 
@@ -227,8 +235,9 @@ def _train(cfg: RunConfig) -> Path:
         torch.set_num_threads(cfg.model.threads)
 
     model, tokenizer = load_model_and_tokenizer(cfg.model.name, dtype=cfg.model.dtype, device=_device_setting(cfg))
-    if cfg.model.system_prompt is not None and cfg.model.chat_template:
-        default_system_prompt(tokenizer, cfg.model.system_prompt)
+    system_prompt = pick_system_prompt(cfg.model.system_prompt, train_env.env.unwrapped)
+    if system_prompt is not None and cfg.model.chat_template:
+        default_system_prompt(tokenizer, system_prompt)
     mixed = pick_autocast(cfg.model.autocast, next(model.parameters()).device)
     algo = getattr(cfg.algorithm, cfg.algorithm.name)
     sharded = cfg.distributed.strategy == "fsdp" and world > 1
@@ -286,6 +295,8 @@ def _train(cfg: RunConfig) -> Path:
     if world > 1:
         log.message(f"{world} ranks, {cfg.distributed.strategy}: {cfg.rollout.prompts_per_step // world} prompts each")
     log.message(describe_precision(cfg.model.autocast, next(model.parameters()).device, mixed))
+    if cfg.model.system_prompt == "auto" and system_prompt is not None and cfg.model.chat_template:
+        log.message(f"system prompt suggested by {cfg.env.id} (model.system_prompt: auto): {system_prompt!r}")
     stop = {"requested": False}
 
     def on_sigint(signum: int, frame: Any) -> None:

@@ -231,3 +231,16 @@ def test_eval_command_plays_whole_episodes_of_a_multi_step_env(tiny, tmp_path):
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["n"] == 3 and 0.0 <= report["eval/accuracy"] <= 1.0
     assert report["eval/episode/turns_mean"] >= 1.0 and all(len(s["turns"]) >= 1 for s in report["samples"])
+
+
+def test_system_prompt_auto_takes_the_environments_suggestion():
+    from rlvr.train import pick_system_prompt
+
+    arithmetic = rlvr.make("rlvr/Arithmetic-v0").unwrapped
+    assert load_config(None, []).model.system_prompt == "auto"
+    assert pick_system_prompt("auto", arithmetic) == arithmetic.system_prompt()
+    assert "7 + 5 = \\boxed{12}" in pick_system_prompt("auto", arithmetic)
+    assert pick_system_prompt("auto", LetterEnv()) is None  # suggests nothing: the template's own default
+    assert pick_system_prompt(None, arithmetic) is None
+    assert pick_system_prompt("", arithmetic) == ""
+    assert pick_system_prompt("Be brief.", arithmetic) == "Be brief."

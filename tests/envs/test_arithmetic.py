@@ -99,3 +99,29 @@ def test_boxing_the_question_earns_only_the_format_credit():
         expression = env.unwrapped.problem.meta["expression"]
         _, reward, *_, info = env.step(f"\\boxed{{{expression}}}")
         assert reward == pytest.approx(0.1) and info["components"]["answer/correct"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "digits, terms, operations", [(1, 2, "+"), (2, 2, "+"), (3, 2, "+"), (4, 3, "+-*"), (2, 5, "*-")]
+)
+def test_the_suggested_system_prompt_works_examples_that_are_right_and_in_neither_split(digits, terms, operations):
+    env = ArithmeticEnv(digits=digits, terms=terms, operations=operations)
+    text = env.system_prompt()
+    users = [line.removeprefix("User: ") for line in text.splitlines() if line.startswith("User: ")]
+    answers = [line.removeprefix("Assistant: ") for line in text.splitlines() if line.startswith("Assistant: ")]
+    assert len(users) == len(answers) == 2
+    for user, answer in zip(users, answers, strict=True):
+        expression, boxed = answer.split(" = ")
+        assert user == f"What is {expression}? Put the final answer in \\boxed{{}}."
+        assert boxed == f"\\boxed{{{python_value(expression)}}}"  # the example's answer is right
+        operands = expression.replace("+", " ").replace("-", " ").replace("*", " ").split()
+        assert len(operands) == terms and all(len(x) != digits for x in operands)  # no problem of the env
+        # the env's own reward takes the example's answer as right
+        problem = rlvr.Problem(id="example", prompt=user, reference=str(python_value(expression)))
+        ((reward, info),) = env.score_many([problem], [answer])
+        assert reward == 1.0 and info["status"] == "correct"
+
+
+def test_the_suggested_system_prompt_follows_a_custom_prompt_template():
+    env = ArithmeticEnv(prompt="Compute {expression}.")
+    assert "User: Compute 7 + 5.\nAssistant: 7 + 5 = \\boxed{12}" in env.system_prompt()
