@@ -60,6 +60,8 @@ from rlvr.preference.reward_model import (
 )
 from rlvr.preference.reward_verifier import RewardModelVerifier
 from rlvr.rollout import SamplingParams, TransformersEngine, derive_seed
+from rlvr.tokens import default_system_prompt
+from rlvr.train import pick_system_prompt
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--out", required=True, help="folder for pairs, reward model, points and plot")
@@ -94,6 +96,11 @@ parser.add_argument("--measure-every", type=int, default=5)
 parser.add_argument("--measure-problems", type=int, default=32)
 parser.add_argument("--measure-n", type=int, default=4, help="samples per held-out problem at each measurement")
 parser.add_argument("--no-chat-template", action="store_true")
+parser.add_argument(
+    "--system-prompt",
+    default="auto",
+    help="auto: the environment's suggestion (as rlvr train), none: the chat template's own, or the text",
+)
 parser.add_argument("--seed", type=int, default=0)
 args = parser.parse_args()
 if args.measure_every < 1 or args.steps < 1 or not args.betas or min(args.betas) < 0:
@@ -115,17 +122,39 @@ def minutes() -> str:
     return f"{(time.monotonic() - start) / 60:.1f} min"
 
 
-out.mkdir(parents=True, exist_ok=True)
 chat = not args.no_chat_template
 mixed = pick_autocast("auto")
 train_env = rlvr.BatchedEnv(rlvr.make(args.env, split="train", **options))
 test_env = rlvr.BatchedEnv(rlvr.make(args.env, split="test", **options))
+if not chat and args.system_prompt not in ("auto", "none"):
+    parser.error("--system-prompt TEXT needs the chat template (drop --no-chat-template)")
+setting = None if args.system_prompt == "none" or not chat else args.system_prompt
+system = pick_system_prompt(setting, train_env.env.unwrapped)
+# the stages kept in --out are reused only for the same task, rendered the same way
+study = {"env": args.env, "options": options, "chat_template": chat, "system_prompt": system}
+if (out / "study.json").exists() and json.loads((out / "study.json").read_text()) != study:
+    parser.error(f"{out} holds a study of another task or system prompt ({out / 'study.json'}): use another --out")
+out.mkdir(parents=True, exist_ok=True)
+(out / "study.json").write_text(json.dumps(study, indent=2) + "\n")
+
+
+def load(name: str):
+    """A model and its tokenizer, the tokenizer rendering prompts with this study's system prompt.
+
+    Every stage renders prompts alike: the pairs' samplers, the reward model (its
+    tokenizer is saved with it) and the trained policy.
+    """
+    model, tokenizer = load_model_and_tokenizer(name)
+    if system is not None:
+        default_system_prompt(tokenizer, system)
+    return model, tokenizer
+
 
 # 1. Pairs, ranked by the verifier: training problems for training, test problems held out.
 if not (out / "pairs_test.jsonl").exists():
     train_pairs, test_pairs = [], []
     for i, name in enumerate(args.pairs_models):
-        sampler, tokenizer = load_model_and_tokenizer(name)
+        sampler, tokenizer = load(name)
         engine = TransformersEngine(sampler, tokenizer, chat_template=chat, autocast=mixed)
         for env, pairs, n_problems, seed in (
             (train_env, train_pairs, args.pairs_prompts, 2 * i),
@@ -152,7 +181,7 @@ train_pairs, test_pairs = load_pairs(out / "pairs_train.jsonl"), load_pairs(out 
 # 2. The reward model (the proxy).
 if not (out / "rm").exists():
     torch.manual_seed(args.seed)
-    trunk, tokenizer = load_model_and_tokenizer(args.model)
+    trunk, tokenizer = load(args.model)
     rm = RewardModel(trunk, autocast=mixed)
     train_reward_model(rm, tokenizer, train_pairs, epochs=args.rm_epochs, lr=args.rm_lr, chat_template=chat)
     held = pairwise_accuracy(rm, tokenizer, test_pairs, chat_template=chat)
@@ -195,7 +224,7 @@ def log(run: str, step: int, metrics: dict) -> None:
 def train_one(run: str, beta: float, against_verifier: bool) -> None:
     """One run from a fresh copy of the model; a point every ``--measure-every`` steps."""
     torch.manual_seed(args.seed)
-    model, tokenizer = load_model_and_tokenizer(args.model)
+    model, tokenizer = load(args.model)
     if tokenizer.get_vocab() != rm_tokenizer.get_vocab():
         raise SystemExit("the reward model's tokenizer differs from the policy's")
     policy = Policy(model, temperature=args.temperature, autocast=mixed)

@@ -131,7 +131,12 @@ def gold_peak(points: Sequence[Point], min_drop: float = 0.0) -> dict[str, tuple
     evidence: pass about two standard errors (``1 / sqrt(samples)`` bounds that
     for a reward in [0, 1]). Ties in gold go to the earliest point (the least KL
     spent for that gold).
+
+    Raises:
+        ValueError: ``min_drop`` is negative (a rise would count as a fall).
     """
+    if min_drop < 0:
+        raise ValueError(f"min_drop must be >= 0 (a fall of the gold, in reward units), got {min_drop}")
     runs: dict[str, list[Point]] = {}
     for p in points:
         runs.setdefault(p.run, []).append(p)

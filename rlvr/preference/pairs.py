@@ -247,18 +247,20 @@ def counterfactual_pairs(
     scores lower: the verifier, not the perturbation, labels it. ``perturb``
     returns None where it has nothing to change.
 
-    ``meta`` holds ``problem_id``, both rewards and ``counterfactual: True``.
+    A pair repeated within a problem (the same sample drawn twice and moved alike)
+    is kept once. ``meta`` holds ``problem_id``, both rewards and ``counterfactual: True``.
     """
     rng = np.random.default_rng(seed)
     problems, originals, copies = [], [], []
     for m, problem in enumerate(scored.problems):
-        picked = 0
+        picked, seen = 0, set()
         for text, correct, reward in zip(scored.texts[m], scored.correct[m], scored.rewards[m], strict=True):
             if picked == pairs_per_prompt or not correct or not np.isfinite(reward):
                 continue
             changed = perturb(text, rng)
-            if changed is None or changed == text:
-                continue
+            if changed is None or changed == text or (text, changed) in seen:
+                continue  # a repeated sample moved the same way would weigh one pair twice
+            seen.add((text, changed))
             problems.append(problem)
             originals.append((text, float(reward)))
             copies.append(changed)

@@ -38,6 +38,8 @@ def test_gold_peak_marks_a_run_whose_proxy_climbed_past_its_gold_peak():
     # a fall within the measurement's noise is not over-optimisation
     assert gold_peak(points, min_drop=0.1)["over"][1] is True  # 0.5 -> 0.3
     assert gold_peak(points, min_drop=0.25)["over"][1] is False
+    with pytest.raises(ValueError, match="min_drop"):
+        gold_peak(points, min_drop=-0.1)
 
 
 def test_points_round_trip_and_the_plot_is_written(tmp_path):
@@ -153,3 +155,30 @@ def test_the_recipe_runs_the_whole_pipeline_and_skips_finished_runs(tmp_path, mo
     runpy.run_path(str(EXAMPLES / "rlhf_overoptimisation.py"), run_name="__main__")  # everything is reused
     assert read_points(out / "points.jsonl") == points
     assert "step   0" not in capsys.readouterr().out
+
+
+def test_the_recipe_refuses_a_folder_kept_for_another_study(tmp_path, monkeypatch, unique_id, capsys):
+    """Pairs and a reward model made for one task or system prompt are never reused for another."""
+    env_id = unique_id()
+    rlvr.register_env(env_id, LetterEnv)
+    out = tmp_path / "study"
+    out.mkdir()
+    other = {"env": env_id, "options": {}, "chat_template": True, "system_prompt": "Examples. ..."}
+    (out / "study.json").write_text(json.dumps(other))
+    monkeypatch.setattr(sys, "argv", ["rlhf_overoptimisation.py", "--out", str(out), "--env", env_id])
+    with pytest.raises(SystemExit):
+        runpy.run_path(str(EXAMPLES / "rlhf_overoptimisation.py"), run_name="__main__")
+    assert "another task or system prompt" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["study.json"]
+    assert json.loads((out / "study.json").read_text()) == other
+
+
+def test_the_recipe_refuses_a_system_prompt_without_a_chat_template(tmp_path, monkeypatch, unique_id, capsys):
+    env_id = unique_id()
+    rlvr.register_env(env_id, LetterEnv)
+    argv = ["rlhf_overoptimisation.py", "--out", str(tmp_path / "s"), "--env", env_id, "--no-chat-template"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--system-prompt", "Be brief."])
+    with pytest.raises(SystemExit):
+        runpy.run_path(str(EXAMPLES / "rlhf_overoptimisation.py"), run_name="__main__")
+    assert "needs the chat template" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()

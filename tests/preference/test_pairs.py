@@ -136,3 +136,17 @@ def test_counterfactual_pairs_keep_only_copies_the_verifier_scores_lower():
     harmless = counterfactual_pairs(env, scored, lambda t, rng: t.replace("\\boxed{", "\\boxed{ "))
     assert harmless == []
     assert len(counterfactual_pairs(env, scored, lambda t, rng: shift_boxed_integer(t, rng), pairs_per_prompt=1)) == 2
+
+
+def test_counterfactual_pairs_keep_a_repeated_pair_once():
+    """A policy that writes one right answer eight times gives one pair per distinct move, not eight."""
+    env = rlvr.BatchedEnv(rlvr.make("rlvr/Arithmetic-v0", split="train", digits=1))
+    (a,) = env.distinct_problems(1, seed=0)
+    right = f"{a.meta['expression']} = \\boxed{{{a.reference}}}"
+    scored = Scored([a], [[right] * 4], np.ones((1, 4)), np.ones((1, 4), dtype=bool))
+
+    same_move = counterfactual_pairs(env, scored, lambda t, rng: shift_boxed_integer(t, rng, shifts=[1]))
+    assert [p.rejected for p in same_move] == [f"{a.meta['expression']} = \\boxed{{{int(a.reference) + 1}}}"]
+    moves = iter([1, 2, 1, 3])
+    varied = counterfactual_pairs(env, scored, lambda t, rng: shift_boxed_integer(t, rng, shifts=[next(moves)]))
+    assert [p.rejected.rsplit("{", 1)[1] for p in varied] == [f"{int(a.reference) + d}}}" for d in (1, 2, 3)]
