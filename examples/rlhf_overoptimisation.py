@@ -14,8 +14,8 @@ r"""RLHF with a synthetic gold standard: verifier-labelled pairs -> reward model
 3. For each ``--betas`` value, a fresh copy of ``--model`` trained with
    ``--algorithm`` (PPO with the KL penalty in the reward, or GRPO with it in the
    loss) against the reward model, normalised and clipped; with ``--ceiling``, one
-   more run against the verifier itself. PPO's critic can first take
-   ``--critic-warmup`` batches of critic-only steps. Every ``--measure-every`` steps the KL to
+   more run against the verifier itself. PPO's critic starts as ``--critic-init``
+   and can first take ``--critic-warmup`` batches of critic-only steps. Every ``--measure-every`` steps the KL to
    the reference, the proxy (reward-model) score and the gold (verifier) score are
    measured on held-out problems (:mod:`rlvr.preference.overoptimisation`).
 4. ``plots/overoptimisation.png``: proxy and gold against sqrt(KL), the gold peak
@@ -91,6 +91,13 @@ parser.add_argument("--lr", type=float, default=1e-5)
 parser.add_argument("--ppo-epochs", type=int, default=2, help="PPO's passes over each batch")
 parser.add_argument(
     "--critic-warmup", type=int, default=0, help="PPO: batches of critic-only steps before the first policy step"
+)
+parser.add_argument(
+    "--critic-init",
+    choices=["reward-model", "reward-model-trunk", "policy"],
+    default="reward-model",
+    help="PPO against the reward model: its critic starts as the reward model (trunk and head, InstructGPT), "
+    "its trunk with a zero head, or the policy's trunk with a zero head (as against the verifier)",
 )
 parser.add_argument("--measure-every", type=int, default=5)
 parser.add_argument("--measure-problems", type=int, default=32)
@@ -246,8 +253,10 @@ def train_one(run: str, beta: float, against_verifier: bool) -> None:
     if args.algorithm == "grpo":
         agent = GRPO(policy, optimizer, GRPOConfig(beta=beta), reference if beta > 0 else None)
     else:
-        if reward is None:
+        if reward is None or args.critic_init == "policy":
             critic = Critic(copy.deepcopy(model), autocast=mixed)
+        elif args.critic_init == "reward-model-trunk":  # what the reward model reads, valued from zero
+            critic = Critic(copy.deepcopy(rm.trunk).requires_grad_(True), autocast=mixed)
         else:  # from the reward model (InstructGPT), rescaled to the normalised reward a first batch sets
             sample_batch(seed=derive_seed(args.seed, 0))  # training steps start at 1
             critic = Critic.from_reward_model(rm, autocast=mixed, mean=reward.moments.mean, std=reward.moments.std)

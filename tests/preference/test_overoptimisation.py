@@ -3,6 +3,7 @@
 import copy
 import json
 import runpy
+import shutil
 import sys
 from pathlib import Path
 
@@ -182,3 +183,30 @@ def test_the_recipe_refuses_a_system_prompt_without_a_chat_template(tmp_path, mo
         runpy.run_path(str(EXAMPLES / "rlhf_overoptimisation.py"), run_name="__main__")
     assert "needs the chat template" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+def test_the_recipe_can_start_the_critic_from_the_reward_models_trunk_with_a_zero_head(
+    tmp_path, monkeypatch, unique_id
+):
+    env_id = unique_id()
+    rlvr.register_env(env_id, LetterEnv)
+    model = save_tiny_model(tmp_path / "tiny")
+    out = tmp_path / "study"
+    common = [
+        "rlhf_overoptimisation.py", "--model", model, "--env", env_id, "--pairs-models", model,
+        "--pairs-prompts", "8", "--pairs-n", "4", "--rm-epochs", "1", "--betas", "0.1", "--steps", "1",
+        "--prompts", "2", "--group", "4", "--max-new-tokens", "5", "--measure-problems", "2", "--measure-n", "2",
+        "--no-chat-template", "--temperature", "1.0", "--critic-warmup", "1",
+    ]  # fmt: skip
+    first = {}
+    for init in ("reward-model-trunk", "reward-model"):
+        monkeypatch.setattr(sys, "argv", [*common, "--out", str(out / init), "--critic-init", init])
+        if init == "reward-model":  # the same pairs and reward model: only the critic's start differs
+            shutil.copytree(
+                out / "reward-model-trunk", out / init, ignore=shutil.ignore_patterns("*points*", "metrics*")
+            )
+        runpy.run_path(str(EXAMPLES / "rlhf_overoptimisation.py"), run_name="__main__")
+        first[init] = json.loads((out / init / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["reward-model-trunk"]["step"] == -1  # the warm-up batch, valued before any critic step
+    assert first["reward-model-trunk"]["value_mean"] == 0.0  # a zero head values everything at 0
+    assert first["reward-model"]["value_mean"] != 0.0  # the reward model's own head does not
