@@ -191,7 +191,8 @@ class PPO:
         Returns:
             Metrics for logging: rollout statistics, ``rows_kept``, the loss terms and
             PPO statistics (``ratio_first`` and ``clip_fraction_first`` for the first
-            minibatch of the first epoch), ``kl_ref``, ``explained_variance``, both
+            minibatch of the first epoch), ``kl_ref``, ``explained_variance`` (absent
+            when every return in the batch is equal), both
             gradient norms, the mean value and return, the ``mismatch/...`` figures
             when the engine reported log-probs, ``overlong_penalty_mean`` with the
             overlong penalty, and the ``beta`` this update used.
@@ -232,7 +233,8 @@ class PPO:
             advantages = whiten(advantages, mask, reduce=reduce)
         residual_var = masked_var(returns - old_values, mask, reduce=reduce)
         return_var = masked_var(returns, mask, reduce=reduce)
-        metrics["explained_variance"] = float(1.0 - residual_var / return_var.clamp(min=1e-8))
+        if return_var > 1e-8:  # undefined when every return is equal: left out, not divided by ~0
+            metrics["explained_variance"] = float(1.0 - residual_var / return_var)
 
         weights = None
         if exp.sampler_logprobs is not None:  # the rollout engine's mu: measure (and correct) the gap
