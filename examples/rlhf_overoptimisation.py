@@ -310,13 +310,14 @@ points = read_points(points_file)
 # a fall of the gold counts past two standard errors of a mean of [0, 1] rewards over one measurement's samples
 samples = len(held_out) * args.measure_n
 min_drop = 1.0 / samples**0.5
-plot = plot_overoptimisation(points, out / "plots" / "overoptimisation.png", min_drop)
+ceilings = {p.run for p in points if " verifier " in p.run}  # trained on the gold: no over-optimisation verdict
+plot = plot_overoptimisation(points, out / "plots" / "overoptimisation.png", min_drop, ceilings)
 print(f"\n| run | gold at start | gold peak (step, KL) | gold at end | proxy at end | over-optimised |\n|{'---|' * 6}")
-for run, (peak, overshot) in gold_peak(points, min_drop).items():
+for run, (peak, overshot) in gold_peak(points, min_drop, ceilings).items():
     curve = sorted((p for p in points if p.run == run), key=lambda p: p.step)
     print(
         f"| {run} | {curve[0].gold:.3f} | {peak.gold:.3f} ({peak.step}, {peak.kl:.2f}) | {curve[-1].gold:.3f} "
-        f"| {curve[-1].proxy:+.2f} | {'yes' if overshot else 'no'} |"
+        f"| {curve[-1].proxy:+.2f} | {'-' if overshot is None else 'yes' if overshot else 'no'} |"
     )
 print(f"over-optimised: the gold fell more than {min_drop:.3f} (two standard errors of {samples} samples) below")
 print(f"its peak while the proxy rose. plot: {plot} ({minutes()})")

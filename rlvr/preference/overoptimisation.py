@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -122,7 +122,9 @@ def measure(
     }
 
 
-def gold_peak(points: Sequence[Point], min_drop: float = 0.0) -> dict[str, tuple[Point, bool]]:
+def gold_peak(
+    points: Sequence[Point], min_drop: float = 0.0, trained_on_gold: Collection[str] = ()
+) -> dict[str, tuple[Point, bool | None]]:
     """Per run, the point of highest gold and whether the run over-optimised past it.
 
     A run over-optimised when a later point has a higher proxy score and a gold
@@ -131,6 +133,12 @@ def gold_peak(points: Sequence[Point], min_drop: float = 0.0) -> dict[str, tuple
     evidence: pass about two standard errors (``1 / sqrt(samples)`` bounds that
     for a reward in [0, 1]). Ties in gold go to the earliest point (the least KL
     spent for that gold).
+
+    The runs named in ``trained_on_gold`` (a ceiling run against the verifier
+    itself) get None instead of a verdict: their proxy is only watched, so a fall
+    of their gold is the optimisation's own noise, not a proxy exploited. The
+    threshold does not cover that noise either: it is measured per point, not
+    across training runs.
 
     Raises:
         ValueError: ``min_drop`` is negative (a rise would count as a fall).
@@ -145,7 +153,8 @@ def gold_peak(points: Sequence[Point], min_drop: float = 0.0) -> dict[str, tuple
         curve = sorted(curve, key=lambda p: p.step)
         peak = max(curve, key=lambda p: (p.gold, -p.step))
         later = [p for p in curve if p.step > peak.step]
-        out[run] = (peak, any(p.proxy > peak.proxy and p.gold < peak.gold - min_drop for p in later))
+        passed = any(p.proxy > peak.proxy and p.gold < peak.gold - min_drop for p in later)
+        out[run] = (peak, None if run in trained_on_gold else passed)
     return out
 
 
@@ -163,12 +172,15 @@ def read_points(path: str | Path) -> list[Point]:
         return [Point(**json.loads(line)) for line in f if line.strip()]
 
 
-def plot_overoptimisation(points: Sequence[Point], path: str | Path, min_drop: float = 0.0) -> Path:
+def plot_overoptimisation(
+    points: Sequence[Point], path: str | Path, min_drop: float = 0.0, trained_on_gold: Collection[str] = ()
+) -> Path:
     """Proxy (left) and gold (right) against ``sqrt(KL)``, one line per run, the gold peak marked.
 
     ``sqrt(KL)`` is Gao et al.'s distance; a negative KL estimate (noise near the
     start) is drawn at 0. A peak the run went past (:func:`gold_peak` with
-    ``min_drop``) is drawn as a star, with the same point marked on the proxy panel.
+    ``min_drop`` and ``trained_on_gold``) is drawn as a star, with the same point
+    marked on the proxy panel; runs trained on the gold are drawn dashed.
     """
     import matplotlib
 
@@ -176,17 +188,17 @@ def plot_overoptimisation(points: Sequence[Point], path: str | Path, min_drop: f
     import matplotlib.pyplot as plt
 
     fig, (ax_proxy, ax_gold) = plt.subplots(1, 2, figsize=(11, 4))
-    peaks = gold_peak(points, min_drop)
+    peaks = gold_peak(points, min_drop, trained_on_gold)
     for i, (run, (peak, overshot)) in enumerate(sorted(peaks.items(), key=lambda kv: kv[1][0].beta)):
         curve = sorted((p for p in points if p.run == run), key=lambda p: p.step)
         xs = [math.sqrt(max(p.kl, 0.0)) for p in curve]
-        colour = f"C{i}"
-        ax_proxy.plot(xs, [p.proxy for p in curve], marker="o", color=colour, label=run)
-        ax_gold.plot(xs, [p.gold for p in curve], marker="o", color=colour, label=run)
+        style = dict(marker="o", color=f"C{i}", label=run, linestyle="--" if run in trained_on_gold else "-")
+        ax_proxy.plot(xs, [p.proxy for p in curve], **style)
+        ax_gold.plot(xs, [p.gold for p in curve], **style)
         if overshot:
             x = math.sqrt(max(peak.kl, 0.0))
-            ax_gold.plot([x], [peak.gold], marker="*", markersize=16, color=colour, markeredgecolor="black")
-            ax_proxy.plot([x], [peak.proxy], marker="*", markersize=16, color=colour, markeredgecolor="black")
+            ax_gold.plot([x], [peak.gold], marker="*", markersize=16, color=f"C{i}", markeredgecolor="black")
+            ax_proxy.plot([x], [peak.proxy], marker="*", markersize=16, color=f"C{i}", markeredgecolor="black")
     ax_proxy.set_title("proxy: reward model score")
     ax_gold.set_title("gold: verifier reward (star: gold peak, passed)")
     for ax in (ax_proxy, ax_gold):

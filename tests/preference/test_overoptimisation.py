@@ -41,6 +41,9 @@ def test_gold_peak_marks_a_run_whose_proxy_climbed_past_its_gold_peak():
     assert gold_peak(points, min_drop=0.25)["over"][1] is False
     with pytest.raises(ValueError, match="min_drop"):
         gold_peak(points, min_drop=-0.1)
+    # a run trained on the gold itself gets no verdict: its proxy was only watched
+    ceiling = gold_peak(points, trained_on_gold={"over"})
+    assert ceiling["over"] == (peaks["over"][0], None) and ceiling["rising"][1] is False
 
 
 def test_points_round_trip_and_the_plot_is_written(tmp_path):
@@ -48,7 +51,7 @@ def test_points_round_trip_and_the_plot_is_written(tmp_path):
     for p in points:
         write_point(p, tmp_path / "sub" / "points.jsonl")
     assert read_points(tmp_path / "sub" / "points.jsonl") == points
-    path = plot_overoptimisation(points, tmp_path / "plots" / "over.png")
+    path = plot_overoptimisation(points, tmp_path / "plots" / "over.png", trained_on_gold={"b"})
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
