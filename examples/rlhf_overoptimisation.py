@@ -20,7 +20,9 @@ r"""RLHF with a synthetic gold standard: verifier-labelled pairs -> reward model
    measured on held-out problems (:mod:`rlvr.preference.overoptimisation`).
 4. ``plots/overoptimisation.png``: proxy and gold against sqrt(KL), the gold peak
    marked where a run went past it, and a table. Every update's metrics are in
-   ``metrics.jsonl`` (``explained_variance`` among them).
+   ``metrics.jsonl`` (``explained_variance`` among them), and at every measurement
+   the first group of that step's batch, with the rewards it trained on, in
+   ``samples.jsonl``.
 
 Each stage's output is kept in ``--out`` and reused, and a run whose last point is
 in ``points.jsonl`` is skipped, so the study can grow across invocations.
@@ -214,6 +216,7 @@ def proxy_scores(texts: list[str], problems: list) -> list[float]:
 held_out = test_env.distinct_problems(args.measure_problems, seed=1)
 points_file = out / "points.jsonl"
 metrics_file = out / "metrics.jsonl"
+samples_file = out / "samples.jsonl"
 
 
 def log(run: str, step: int, metrics: dict) -> None:
@@ -247,7 +250,7 @@ def train_one(run: str, beta: float, against_verifier: bool) -> None:
             n=args.group, max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=seed
         )
         rollouts = engine.generate([p.prompt for p in problems], params)
-        return rollouts, env.step(problems, rollouts.groups(), on_error="record")
+        return problems, rollouts, env.step(problems, rollouts.groups(), on_error="record")
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
     if args.algorithm == "grpo":
@@ -265,7 +268,7 @@ def train_one(run: str, beta: float, against_verifier: bool) -> None:
         config = PPOConfig(beta=beta, lam=1.0, epochs=args.ppo_epochs)
         agent = PPO(policy, optimizer, critic, critic_optimizer, config, reference)
         for i in range(args.critic_warmup):  # batches of the untrained policy, never trained on
-            rollouts, result = sample_batch(seed=derive_seed(args.seed, 1_000_000 + i))
+            _, rollouts, result = sample_batch(seed=derive_seed(args.seed, 1_000_000 + i))
             log(
                 run,
                 -args.critic_warmup + i,
@@ -284,10 +287,13 @@ def train_one(run: str, beta: float, against_verifier: bool) -> None:
 
     point(0)
     for step in range(1, args.steps + 1):
-        rollouts, result = sample_batch(seed=derive_seed(args.seed, step))
+        problems, rollouts, result = sample_batch(seed=derive_seed(args.seed, step))
         log(run, step, agent.update(Experience.from_rollouts(rollouts, result.rewards, result.scored)))
         if step % args.measure_every == 0 or step == args.steps:
             point(step)
+            with samples_file.open("a") as f:  # what the policy writes: a hacked reward shows up here first
+                group = {"prompt": problems[0].prompt, "completions": rollouts.groups()[0]}
+                f.write(json.dumps({"run": run, "step": step, **group, "rewards": result.rewards[0].tolist()}) + "\n")
 
 
 # 3. The runs, each skipped when its last point is already recorded.

@@ -153,6 +153,9 @@ def test_the_recipe_runs_the_whole_pipeline_and_skips_finished_runs(tmp_path, mo
     assert [(m["run"], m["step"]) for m in logged] == [(run, s) for run in runs for s in (-1, 1, 2)]
     assert all("explained_variance" in m for m in logged)
     assert "grad_norm" not in logged[0] and "grad_norm" in logged[1]
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert [(s["run"], s["step"]) for s in samples] == [(run, s) for run in runs for s in (1, 2)]
+    assert all(len(s["completions"]) == len(s["rewards"]) == 4 and s["prompt"] for s in samples)
     info = json.loads((out / "rm" / "reward_model.json").read_text())
     assert sum(1 for _ in (out / "pairs_test.jsonl").open()) > 0 and info["held_out_by_kind"]
 
