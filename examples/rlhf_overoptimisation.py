@@ -297,10 +297,11 @@ def train_one(run: str, beta: float, against_verifier: bool) -> None:
 
 
 # 3. The runs, each skipped when its last point is already recorded.
+CEILING = "verifier"  # in a run's name: trained on the gold itself, here or in an earlier invocation
 runs = [(f"{args.algorithm} rm beta={b:g}", b, False) for b in args.betas]
 if args.ceiling:
     beta = sorted(args.betas)[len(args.betas) // 2]
-    runs.append((f"{args.algorithm} verifier beta={beta:g}", beta, True))
+    runs.append((f"{args.algorithm} {CEILING} beta={beta:g}", beta, True))
 for run, beta, against_verifier in runs:
     old = read_points(points_file) if points_file.exists() else []
     if any(p.run == run and p.step == args.steps for p in old):
@@ -316,7 +317,7 @@ points = read_points(points_file)
 # a fall of the gold counts past two standard errors of a mean of [0, 1] rewards over one measurement's samples
 samples = len(held_out) * args.measure_n
 min_drop = 1.0 / samples**0.5
-ceilings = {p.run for p in points if " verifier " in p.run}  # trained on the gold: no over-optimisation verdict
+ceilings = {p.run for p in points if p.run.split()[1] == CEILING}  # no over-optimisation verdict
 plot = plot_overoptimisation(points, out / "plots" / "overoptimisation.png", min_drop, ceilings)
 print(f"\n| run | gold at start | gold peak (step, KL) | gold at end | proxy at end | over-optimised |\n|{'---|' * 6}")
 for run, (peak, overshot) in gold_peak(points, min_drop, ceilings).items():

@@ -192,13 +192,13 @@ def plot_overoptimisation(
     for i, (run, (peak, overshot)) in enumerate(sorted(peaks.items(), key=lambda kv: kv[1][0].beta)):
         curve = sorted((p for p in points if p.run == run), key=lambda p: p.step)
         xs = [math.sqrt(max(p.kl, 0.0)) for p in curve]
-        style = dict(marker="o", color=f"C{i}", label=run, linestyle="--" if run in trained_on_gold else "-")
-        ax_proxy.plot(xs, [p.proxy for p in curve], **style)
-        ax_gold.plot(xs, [p.gold for p in curve], **style)
+        colour, line = f"C{i}", "--" if run in trained_on_gold else "-"
+        ax_proxy.plot(xs, [p.proxy for p in curve], marker="o", color=colour, linestyle=line, label=run)
+        ax_gold.plot(xs, [p.gold for p in curve], marker="o", color=colour, linestyle=line, label=run)
         if overshot:
             x = math.sqrt(max(peak.kl, 0.0))
-            ax_gold.plot([x], [peak.gold], marker="*", markersize=16, color=f"C{i}", markeredgecolor="black")
-            ax_proxy.plot([x], [peak.proxy], marker="*", markersize=16, color=f"C{i}", markeredgecolor="black")
+            ax_gold.plot([x], [peak.gold], marker="*", markersize=16, color=colour, markeredgecolor="black")
+            ax_proxy.plot([x], [peak.proxy], marker="*", markersize=16, color=colour, markeredgecolor="black")
     ax_proxy.set_title("proxy: reward model score")
     ax_gold.set_title("gold: verifier reward (star: gold peak, passed)")
     for ax in (ax_proxy, ax_gold):
