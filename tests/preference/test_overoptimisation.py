@@ -148,6 +148,8 @@ def test_the_recipe_runs_the_whole_pipeline_and_skips_finished_runs(tmp_path, mo
     assert json.loads((out / "pairs_train.jsonl").read_text().splitlines()[0])["chosen"] is not None
     printed = capsys.readouterr().out
     assert all(f"| {run} |" in printed for run in runs)
+    ceiling_row = next(line for line in printed.splitlines() if line.startswith("| ppo verifier beta=0.1 |"))
+    assert ceiling_row.endswith("| - |")  # trained on the gold: no over-optimisation verdict
     logged = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     # one critic-only warm-up batch, then the updates, for each PPO run
     assert [(m["run"], m["step"]) for m in logged] == [(run, s) for run in runs for s in (-1, 1, 2)]
