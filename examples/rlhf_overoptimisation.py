@@ -317,7 +317,7 @@ points = read_points(points_file)
 # a fall of the gold counts past two standard errors of a mean of [0, 1] rewards over one measurement's samples
 samples = len(held_out) * args.measure_n
 min_drop = 1.0 / samples**0.5
-ceilings = {p.run for p in points if p.run.split()[1] == CEILING}  # no over-optimisation verdict
+ceilings = {p.run for p in points if p.run.split()[1:2] == [CEILING]}  # no over-optimisation verdict
 plot = plot_overoptimisation(points, out / "plots" / "overoptimisation.png", min_drop, ceilings)
 print(f"\n| run | gold at start | gold peak (step, KL) | gold at end | proxy at end | over-optimised |\n|{'---|' * 6}")
 for run, (peak, overshot) in gold_peak(points, min_drop, ceilings).items():
