@@ -1,10 +1,10 @@
-"""Checkpoints that resume a run exactly: weights, optimiser, scheduler, RNG states, step, data position.
+"""Checkpoints that resume a run exactly: weights, optimiser, RNG states, step, elapsed time, data position.
 
 A checkpoint is a folder ``checkpoints/step-000050/``:
 
     model.safetensors / adapter files   the policy (save_pretrained: LoRA saves only adapters)
     critic.safetensors                  PPO's critic, when there is one
-    optimizer.pt                        optimiser(s) and scheduler state (torch.save)
+    optimizer.pt                        optimiser state(s) (torch.save)
     state.json                          step, agent state (KL coefficient, baseline), env RNG, timing
     rng.pt                              torch / numpy / python RNG states, and every CUDA device's
 
@@ -59,7 +59,7 @@ def save_checkpoint(
         run_dir: the run's folder.
         step: the training step the checkpoint is taken after.
         model: the policy, saved with ``save_pretrained`` (LoRA saves only adapters).
-        optimizers: optimisers and schedulers by name; their state dicts go to ``optimizer.pt``.
+        optimizers: optimisers by name; their state dicts go to ``optimizer.pt``.
         state: JSON-able run state (agent state, env RNG, timing) stored with the step in ``state.json``.
         critic: PPO's critic, when there is one.
         tokenizer: saved alongside the model so the checkpoint loads on its own.

@@ -185,7 +185,14 @@ class AlgorithmConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """AdamW. schedule: constant or cosine (to 10% of lr), after warmup_steps of linear warm-up."""
+    """AdamW, and the policy's learning-rate schedule (``rlvr.schedule``).
+
+    schedule: constant, or cosine from lr to 10% of it over the run, after
+    warmup_steps of linear warm-up. The cosine's progress is the larger of the
+    steps done out of ``train.steps`` and the time spent out of
+    ``train.time_limit_minutes``, so it reaches its floor as the run ends,
+    whichever ends it. The critic's rate (critic_lr) stays constant.
+    """
 
     lr: float = 1e-5
     critic_lr: float = 1e-5

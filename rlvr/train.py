@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import copy
 import importlib.util
-import math
 import random
 import signal
 import time
-import warnings
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -45,6 +43,7 @@ from rlvr.precision import describe as describe_precision
 from rlvr.precision import pick_autocast
 from rlvr.rollout import SamplingParams, TransformersEngine
 from rlvr.runlog import NullLog, RunLog
+from rlvr.schedule import LRSchedule, set_lr
 from rlvr.tokens import default_system_prompt
 from rlvr.trackers import check_trackers, open_trackers
 
@@ -102,20 +101,6 @@ def _agent(cfg: RunConfig, policy: Policy, reference: Policy | None, critic: Cri
         optimizers["critic"] = critic_opt
         agent = PPO(policy, optimizer, critic, critic_opt, cfg.algorithm.ppo, reference)
     return agent, optimizers
-
-
-def _schedule(cfg: RunConfig, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
-    warmup, total, kind = cfg.optim.warmup_steps, max(cfg.train.steps, 1), cfg.optim.schedule
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        if kind == "cosine":
-            progress = (step - warmup) / max(total - warmup, 1)
-            return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-        return 1.0
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def _engine(cfg: RunConfig, model: torch.nn.Module, tokenizer: Any, mixed: torch.dtype | None) -> Any:
@@ -264,8 +249,8 @@ def _train(cfg: RunConfig) -> Path:
     )  # fmt: skip
     engine = _engine(cfg, model, tokenizer, mixed)
     agent, optimizers = _agent(cfg, policy, reference, critic)
-    scheduler = _schedule(cfg, optimizers["policy"])
-    optimizers["scheduler"] = scheduler
+    limit = cfg.train.time_limit_minutes
+    schedule = LRSchedule(cfg.optim.schedule, cfg.optim.warmup_steps, cfg.train.steps, limit and limit * 60)
     owners = {"policy": model, "critic": critic}
 
     train_env.reset(1, seed=distributed.rank_seed(seed))  # seeds the draw; checkpoints carry the RNG position on
@@ -357,11 +342,12 @@ def _train(cfg: RunConfig) -> Path:
             run_eval(0)
         B = cfg.rollout.prompts_per_step
         for step in range(start_step, cfg.train.steps):
-            limit = cfg.train.time_limit_minutes
-            # Every rank stops at the same step: rank 0's clock and Ctrl-C decide.
-            if distributed.broadcast_object(stop["requested"] or (limit is not None and elapsed() > limit * 60)):
+            # Every rank stops at the same step and updates at the same rate: rank 0's clock and Ctrl-C decide.
+            now, stopping = distributed.broadcast_object((elapsed(), stop["requested"]))
+            if stopping or (limit is not None and now > limit * 60):
                 break
             t0 = time.monotonic()
+            lr = set_lr(optimizers["policy"], cfg.optim.lr, schedule.factor(step, now))
             with distributed.gathered(model, reference and reference.model, critic):
                 scoring: list[float] = []  # seconds of each draw's scoring
                 (problems, rollouts, result), draws = draw_until_signal(
@@ -371,12 +357,6 @@ def _train(cfg: RunConfig) -> Path:
                 t2 = time.monotonic()
                 t1 = t2 - sum(scoring)
                 metrics = agent.update(Experience.from_rollouts(rollouts, result.rewards, result.scored, result.infos))
-                lr = scheduler.get_last_lr()[0]  # the rate this update used
-                with warnings.catch_warnings():
-                    # A step whose groups all lacked signal takes no optimiser step; the
-                    # schedule still counts it (torch warns when that happens first).
-                    warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
-                    scheduler.step()
                 t3 = time.monotonic()
                 engine.sync_weights(model)
                 t4 = time.monotonic()

@@ -14,6 +14,7 @@ from toymodels import LetterEnv, save_tiny_model
 import rlvr
 from rlvr.checkpoint import latest_checkpoint
 from rlvr.config import load_config
+from rlvr.schedule import LRSchedule
 from rlvr.train import train
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*hit the length limit")
@@ -94,6 +95,25 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tiny, letter_env, tm
     if algorithm == "reinforce":  # the moving-average baseline went through the checkpoint
         state = json.loads((latest_checkpoint(cut) / "state.json").read_text())
         assert state["agent"]["baseline"]["value"] is not None
+
+
+def test_cosine_rate_follows_the_clock_when_the_time_limit_ends_the_run(tiny, letter_env, tmp_path):
+    """Each update's rate is the cosine's at its step and at a time between the two steps' logged clocks."""
+    run_dir = train(
+        config(
+            tiny, letter_env, tmp_path / "run", "optim.schedule=cosine", "train.steps=100000",
+            "train.time_limit_minutes=0.05", "eval.every=0", "eval.at_end=false", "checkpoint.every=0",
+        )
+    )  # fmt: skip
+    steps = [m for m in metrics(run_dir) if "lr" in m]
+    assert len(steps) >= 3  # the clock, not the 100000 steps, ended it
+    schedule = LRSchedule("cosine", warmup_steps=0, steps=100000, time_limit_s=3.0)
+    previous = 0.0
+    for m in steps:
+        factor = m["lr"] / 3e-3
+        assert schedule.factor(m["step"], m["elapsed"]) - 1e-9 <= factor <= schedule.factor(m["step"], previous) + 1e-9
+        previous = m["elapsed"]
+    assert steps[-1]["lr"] < 0.5 * steps[0]["lr"]  # by steps alone it would not have moved
 
 
 def test_run_folder_holds_what_users_expect(tiny, letter_env, tmp_path):
