@@ -1,4 +1,4 @@
-"""Checkpoints restore every RNG the run draws from, the CUDA generators included."""
+"""Checkpoints restore every RNG the run draws from, the CUDA generators included, and older layouts load."""
 
 import random
 
@@ -56,3 +56,17 @@ def test_cuda_rng_states_are_saved_and_restored_when_cuda_is_there(tmp_path, mon
     fake.states = [torch.zeros(3, dtype=torch.uint8), torch.zeros(3, dtype=torch.uint8)]  # the generators move on
     load_checkpoint(path, model=model, optimizers={"policy": opt})
     assert [s.tolist() for s in fake.states] == [[1, 2, 3], [4, 5, 6]]
+
+
+def test_a_checkpoint_that_holds_a_scheduler_loads_without_it(tmp_path):
+    """Checkpoints from before the schedule became a function of step and time carry a LambdaLR's state."""
+    model = tiny_llama(seed=0)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5)
+    model(torch.tensor([[1, 2, 3]])).logits.sum().backward()
+    opt.step()
+    path = save_checkpoint(tmp_path, 1, model=model, optimizers={"policy": opt, "scheduler": scheduler}, state={})
+    fresh = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    load_checkpoint(path, model=model, optimizers={"policy": fresh})
+    moments = [s["exp_avg"] for s in fresh.state.values()]
+    assert moments and all(torch.equal(a, s["exp_avg"]) for a, s in zip(moments, opt.state.values(), strict=True))
