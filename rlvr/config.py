@@ -187,11 +187,13 @@ class AlgorithmConfig:
 class OptimConfig:
     """AdamW, and the policy's learning-rate schedule (``rlvr.schedule``).
 
-    schedule: constant, or cosine from lr to 10% of it over the run, after
-    warmup_steps of linear warm-up. The cosine's progress is the larger of the
-    steps done out of ``train.steps`` and the time spent out of
+    schedule: cosine (the default) from lr to 10% of it over the run, or constant,
+    after warmup_steps of linear warm-up. The cosine's progress is the larger of
+    the steps done out of ``train.steps`` and the time spent out of
     ``train.time_limit_minutes``, so it reaches its floor as the run ends,
-    whichever ends it. The critic's rate (critic_lr) stays constant.
+    whichever ends it; on the main job it steadied the last evaluations and raised
+    the held-out accuracy over the constant rate (docs/training.md). The critic's
+    rate (critic_lr) stays constant.
     """
 
     lr: float = 1e-5
@@ -199,7 +201,7 @@ class OptimConfig:
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
     warmup_steps: int = 0
-    schedule: Literal["constant", "cosine"] = "constant"
+    schedule: Literal["constant", "cosine"] = "cosine"
 
     def __post_init__(self) -> None:
         _require(self.lr > 0, "optim.lr", "> 0", self.lr)
