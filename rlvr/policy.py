@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from rlvr.precision import autocast
-from rlvr.prefix import forward_completions, prompt_runs
+from rlvr.prefix import MIN_SHARED_HEAD, forward_completions, prompt_runs, shared_head
 from rlvr.tokens import pad_to, position_ids, trimmed_width
 
 __all__ = ["Policy", "add_lora", "disable_dropout", "is_peft_model", "reference_logprobs"]
@@ -50,8 +50,9 @@ class Policy(nn.Module):
         micro_batch_size: rows per forward pass in :meth:`logprobs` (no-grad).
         autocast: the dtype to autocast the forward pass to (None: none).
         share_prompts: run each prompt once for the consecutive rows that repeat
-            it and share its key/value cache (:mod:`rlvr.prefix`); the log-probs
-            equal the full pass's up to summation order. False: one plain pass.
+            it, and the head all prompts share once, reusing their key/value
+            cache (:mod:`rlvr.prefix`); the log-probs equal the full pass's up to
+            summation order. False: one plain pass.
 
     Dropout is turned off in ``model`` (:func:`disable_dropout`), on wrapping and
     again before every forward pass (adapters may be added later): with dropout,
@@ -131,12 +132,15 @@ class Policy(nn.Module):
         return pad_to(logp, full_width), entropy
 
     def _share_prompts(self, prompt_ids: Tensor, prompt_mask: Tensor, n_completion: int) -> bool:
-        """Whether to run each distinct prompt once (:mod:`rlvr.prefix`): rows repeat a prompt, and the cache is on."""
+        """Whether to run prompts through :mod:`rlvr.prefix`: rows repeat a prompt or share a head, and the cache is on."""
         if not self.share_prompts or n_completion < 1 or len(prompt_ids) < 2:
             return False
         if getattr(self.model, "is_gradient_checkpointing", False):
             return False  # transformers turns the cache off under gradient checkpointing
-        return len(prompt_runs(prompt_ids, prompt_mask)) < len(prompt_ids)
+        runs = prompt_runs(prompt_ids, prompt_mask)  # [U]
+        if len(runs) < len(prompt_ids):
+            return True
+        return shared_head(prompt_ids, prompt_mask) >= MIN_SHARED_HEAD
 
     @torch.no_grad()
     def logprobs(self, input_ids: Tensor, attention_mask: Tensor, prompt_len: int) -> Tensor:

@@ -4,7 +4,8 @@ This replaces ``transformers``' ``generate`` in the ``transformers`` rollout
 engine for three reasons, each measured or tested:
 
 - **The prompt is computed once per group** (:func:`rlvr.prefix.prefill`): with
-  8 samples of a 98-token prompt, ``generate`` prefills 8 copies.
+  8 samples of a 98-token prompt, ``generate`` prefills 8 copies; and the head
+  all prompts share (the system prompt) is computed once per batch.
 - **Finished rows leave the batch**, so a long straggler does not keep paying for
   the rows that stopped early.
 - **Nothing is inherited.** The only processing is temperature, top-k and top-p,
@@ -97,9 +98,8 @@ def sample_tokens(
     device = prompt_ids.device
     rows = prompt_ids.shape[0] * n
     repeats = torch.full((prompt_ids.shape[0],), n, device=device)
-    cache, logits = prefill(model, prompt_ids, prompt_mask, repeats)  # logits [N, V]
-    mask = prompt_mask.repeat_interleave(n, dim=0)  # [N, P + t], grows by a column a step
-    next_pos = position_ids(prompt_mask)[:, -1:].repeat_interleave(n, dim=0) + 1  # [N, 1]
+    cache, logits, mask = prefill(model, prompt_ids, prompt_mask, repeats)  # [N, V], [N, K] growing a column a step
+    next_pos = position_ids(mask)[:, -1:] + 1  # [N, 1]
     eos = torch.tensor(list(eos_ids), device=device)
     tokens = torch.full((rows, max_new_tokens), pad_id, dtype=torch.long, device=device)
     logprobs = torch.zeros(rows, max_new_tokens, device=device)

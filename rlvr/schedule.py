@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -37,10 +38,14 @@ class LRSchedule:
     time_limit_s: the run's time budget in seconds, or None for steps alone.
     """
 
-    kind: str
+    kind: Literal["constant", "cosine"]
     warmup_steps: int
     steps: int
     time_limit_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("constant", "cosine"):
+            raise ValueError(f"schedule kind must be 'constant' or 'cosine', got {self.kind!r}")
 
     def progress(self, step: int, elapsed_s: float) -> float:
         """The fraction of the run after warm-up that is done: the larger of its steps and its time."""

@@ -6,7 +6,7 @@ import torch
 from toymodels import char_tokenizer, tiny_llama, wide_tokenizer
 
 from rlvr.policy import Policy
-from rlvr.prefix import prompt_runs
+from rlvr.prefix import MIN_SHARED_HEAD, prompt_runs, shared_head
 from rlvr.sampler import process_logits, sample_tokens
 from rlvr.tokens import encode_prompts
 
@@ -123,3 +123,88 @@ def test_draws_follow_the_distribution_and_never_pick_a_zero():
     assert counts[[0, 2, 5]].sum() == 0
     torch.testing.assert_close(counts, probs[0], atol=0.01, rtol=0)
     assert _draw(torch.tensor([[0.0, 1.0, 0.0]])).tolist() == [1]
+
+
+HEAD = "abcdefghij abcdefgh"  # 19 tokens: past MIN_SHARED_HEAD, like a system prompt every prompt starts with
+
+
+def test_shared_head_counts_the_common_start_of_left_padded_prompts():
+    ids = torch.tensor([[0, 0, 5, 6, 7, 8], [5, 6, 7, 9, 8, 8], [0, 5, 6, 7, 8, 1]])
+    mask = (ids != 0).long()
+    assert shared_head(ids, mask) == 3  # 5 6 7, then the rows part
+    assert shared_head(ids[:1], mask[:1]) == 0  # one prompt shares with nobody
+    same = torch.tensor([[0, 5, 6], [0, 5, 6]])
+    assert shared_head(same, (same != 0).long()) == 1  # each prompt keeps its last token
+    holes = mask.clone()
+    holes[1, 2] = 0  # not left padding: no head
+    assert shared_head(ids, holes) == 0
+
+
+def _headed_batch(tok, repeats: int = 2):
+    """Three distinct prompts of different lengths after one long common head, each repeated."""
+    prompt_ids, prompt_mask = encode_prompts(tok, [HEAD + " hij", HEAD + "a", HEAD + " jj ab"])
+    assert shared_head(prompt_ids, prompt_mask) >= MIN_SHARED_HEAD
+    prompt_ids, prompt_mask = prompt_ids.repeat_interleave(repeats, 0), prompt_mask.repeat_interleave(repeats, 0)
+    n = len(prompt_ids)
+    gen = torch.Generator().manual_seed(3)
+    completion = torch.randint(3, len(tok), (n, 4), generator=gen)
+    lengths = torch.tensor([4, 1, 3, 2, 4, 3][:n])
+    completion_mask = (torch.arange(4)[None] < lengths[:, None]).long()
+    completion = torch.where(completion_mask.bool(), completion, torch.full_like(completion, tok.pad_token_id))
+    return torch.cat([prompt_ids, completion], 1), torch.cat([prompt_mask, completion_mask], 1), prompt_ids.shape[1]
+
+
+def test_a_shared_head_gives_the_full_pass_in_values_and_gradients():
+    tok = char_tokenizer()
+    for repeats in (1, 2):  # distinct prompts only; and prompts repeated in groups as well
+        ids, att, p = _headed_batch(tok, repeats)
+        cmask = att[:, p:]
+        results = []
+        for share in (True, False):
+            model = tiny_llama(len(tok), seed=4)
+            policy = Policy(model, temperature=0.7, share_prompts=share)
+            assert policy._share_prompts(ids[:, :p], att[:, :p], 4) is share
+            logp, entropy = policy(ids, att, prompt_len=p, with_entropy=True)
+            (logp * cmask).sum().backward()
+            results.append((logp * cmask, entropy * cmask, [q.grad.clone() for q in model.parameters()]))
+        (lp_a, ent_a, grads_a), (lp_b, ent_b, grads_b) = results
+        torch.testing.assert_close(lp_a, lp_b, atol=1e-5, rtol=0)
+        torch.testing.assert_close(ent_a, ent_b, atol=1e-5, rtol=0)
+        for ga, gb in zip(grads_a, grads_b, strict=True):
+            torch.testing.assert_close(ga, gb, atol=1e-5, rtol=1e-4)
+        assert any(float(g.abs().max()) > 1e-3 for g in grads_a)
+
+
+def test_the_sampler_with_a_shared_head_draws_from_the_policy():
+    tok = wide_tokenizer()
+    model = tiny_llama(len(tok), seed=7, hidden=64).eval()
+    prompt_ids, prompt_mask = encode_prompts(tok, [HEAD + " hij", HEAD + "a", HEAD + " jj ab"])
+    assert shared_head(prompt_ids, prompt_mask) >= MIN_SHARED_HEAD
+    torch.manual_seed(2)
+    ends = list(range(3, 60))
+    tokens, logprobs = sample_tokens(
+        model, prompt_ids, prompt_mask, n=4, max_new_tokens=8, eos_ids=ends, pad_id=tok.pad_token_id, temperature=0.8
+    )
+    ended = torch.isin(tokens, torch.tensor(ends))
+    lengths = torch.where(ended.any(1), ended.int().argmax(1) + 1, torch.full((12,), tokens.shape[1]))
+    mask = (torch.arange(tokens.shape[1])[None] < lengths[:, None]).long()
+    full_ids = torch.cat([prompt_ids.repeat_interleave(4, 0), tokens], 1)
+    full_mask = torch.cat([prompt_mask.repeat_interleave(4, 0), mask], 1)
+    plain = Policy(model, temperature=0.8, share_prompts=False).logprobs(full_ids, full_mask, prompt_ids.shape[1])
+    gap = (plain - logprobs).abs()[mask.bool()]
+    assert float(gap.max()) < 1e-4, float(gap.max())
+    greedy, _ = sample_tokens(
+        model, prompt_ids, prompt_mask, n=1, max_new_tokens=5, eos_ids=[-1], pad_id=tok.pad_token_id, greedy=True
+    )
+    for row in range(3):  # each distinct prompt alone takes the plain path: the same greedy tokens
+        alone, _ = sample_tokens(
+            model,
+            prompt_ids[row : row + 1, prompt_mask[row].argmax() :],
+            prompt_mask[row : row + 1, prompt_mask[row].argmax() :],
+            n=1,
+            max_new_tokens=5,
+            eos_ids=[-1],
+            pad_id=tok.pad_token_id,
+            greedy=True,
+        )
+        assert torch.equal(alone[0], greedy[row])

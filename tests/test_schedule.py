@@ -68,3 +68,8 @@ def test_set_lr_sets_every_group_and_returns_the_rate():
     opt = torch.optim.AdamW([{"params": [a]}, {"params": [b]}], lr=1.0)
     assert set_lr(opt, 2e-5, 0.5) == pytest.approx(1e-5)
     assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-5, 1e-5])
+
+
+def test_an_unknown_kind_is_an_error_not_a_constant_rate():
+    with pytest.raises(ValueError, match="linear"):
+        LRSchedule("linear", warmup_steps=0, steps=10)
