@@ -80,7 +80,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """``rlvr train``: load the config (an optional YAML file plus overrides), train, and print the run folder."""
-    from rlvr.config import load_config
+    from rlvr.parse_config import load_config
     from rlvr.train import train
 
     config_path, overrides = None, list(args.overrides)

@@ -34,10 +34,11 @@ from rlvr import distributed
 from rlvr.agents import GRPO, PPO, Experience, Reinforce
 from rlvr.agents.critic import Critic
 from rlvr.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from rlvr.config import RunConfig, to_dict, to_yaml
+from rlvr.config import RunConfig
 from rlvr.dynamic_sampling import draw_until_signal
 from rlvr.evaluation import EvalReport, evaluate
 from rlvr.models import load_model_and_tokenizer, resolve_device, resolve_model_path
+from rlvr.parse_config import to_dict, to_yaml
 from rlvr.policy import Policy, add_lora
 from rlvr.precision import describe as describe_precision
 from rlvr.precision import pick_autocast

@@ -1,6 +1,7 @@
 import pytest
 
-from rlvr.config import ConfigError, RunConfig, load_config, parse_override, to_yaml
+from rlvr.config import ConfigError, RunConfig
+from rlvr.parse_config import load_config, parse_override, to_yaml
 
 
 def test_defaults_are_the_main_job():

@@ -20,8 +20,9 @@ from toymodels import save_tiny_model
 
 from rlvr import distributed
 from rlvr.checkpoint import latest_checkpoint
-from rlvr.config import ConfigError, load_config
+from rlvr.config import ConfigError
 from rlvr.evaluation import EvalReport
+from rlvr.parse_config import load_config
 from rlvr.train import train
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*hit the length limit")

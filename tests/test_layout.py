@@ -25,7 +25,7 @@ WINGS = {
             "rlvr.evaluation"],
     AGENTS: ["rlvr.agents"],
     PREFERENCE: ["rlvr.preference"],
-    TRAINER: ["rlvr.config", "rlvr.trackers", "rlvr.train", "rlvr.schedule", "rlvr.checkpoint", "rlvr.runlog", "rlvr.plots", "rlvr.cli", "rlvr.__main__"],
+    TRAINER: ["rlvr.config", "rlvr.parse_config", "rlvr.trackers", "rlvr.train", "rlvr.schedule", "rlvr.checkpoint", "rlvr.runlog", "rlvr.plots", "rlvr.cli", "rlvr.__main__"],
 }  # fmt: skip
 SOURCES = {"rlvr": ROOT / "rlvr", "rlvr.envs": ROOT / "envs", "rlvr.verifiers": ROOT / "verifiers"}
 

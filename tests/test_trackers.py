@@ -9,7 +9,7 @@ import pytest
 from toymodels import LetterEnv, save_tiny_model
 
 import rlvr
-from rlvr.config import load_config
+from rlvr.parse_config import load_config
 from rlvr.runlog import RunLog, read_metrics
 from rlvr.trackers import check_trackers, flat_config, sample_table, samples_key, scalars
 

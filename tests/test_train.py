@@ -13,7 +13,7 @@ from toymodels import LetterEnv, save_tiny_model
 
 import rlvr
 from rlvr.checkpoint import latest_checkpoint
-from rlvr.config import load_config
+from rlvr.parse_config import load_config
 from rlvr.schedule import LRSchedule
 from rlvr.train import train
 
