@@ -8,6 +8,9 @@ engine for three reasons, each measured or tested:
   all prompts share (the system prompt) is computed once per batch.
 - **Finished rows leave the batch**, so a long straggler does not keep paying for
   the rows that stopped early.
+- **The cache has room for the completion** (:func:`reserve`): appending a
+  token's keys writes into a buffer instead of copying the whole cache with
+  ``torch.cat``, which took a fifth of the sampling time on a 2-core CPU.
 - **Nothing is inherited.** The only processing is temperature, top-k and top-p,
   applied here in that order; no setting comes from a model's generation config.
 
@@ -21,12 +24,88 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 from rlvr.prefix import prefill
 from rlvr.tokens import position_ids
 
-__all__ = ["process_logits", "sample_tokens"]
+__all__ = ["process_logits", "reserve", "sample_tokens"]
+
+
+class _ReservedLayer(DynamicLayer):
+    """A ``DynamicLayer`` whose keys and values sit at the front of buffers with room for more.
+
+    ``keys`` and ``values`` are views of the first ``length`` positions, so the
+    model sees exactly what a ``DynamicLayer`` would hold; ``update`` writes the
+    new positions in place. No-grad only: a later write changes a tensor an
+    earlier attention step saved for backward.
+    """
+
+    def __init__(self, keys: Tensor, values: Tensor, room: int, repeats: int) -> None:
+        super().__init__()
+        self.dtype, self.device, self.is_initialized = keys.dtype, keys.device, True
+        self.length = keys.shape[-2]
+        self._keys, self._values = _repeated(keys, repeats, room), _repeated(values, repeats, room)
+        self._view()
+
+    def _view(self) -> None:
+        self.keys, self.values = self._keys[:, :, : self.length], self._values[:, :, : self.length]
+
+    def update(
+        self, key_states: Tensor, value_states: Tensor, *args: object, **kwargs: object
+    ) -> tuple[Tensor, Tensor]:
+        """Write the new positions after the cached ones (more room is made if it runs out)."""
+        end = self.length + key_states.shape[-2]
+        if end > self._keys.shape[-2]:
+            extra = end - self._keys.shape[-2]
+            self._keys, self._values = F.pad(self._keys, (0, 0, 0, extra)), F.pad(self._values, (0, 0, 0, extra))
+        self._keys[:, :, self.length : end] = key_states
+        self._values[:, :, self.length : end] = value_states
+        self.length = end
+        self._view()
+        return self.keys, self.values
+
+    def batch_select_indices(self, indices: Tensor) -> None:
+        """Keep only the rows ``indices``."""
+        self._keys, self._values = self._keys[indices], self._values[indices]
+        self._view()
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        """Repeat every row ``repeats`` times."""
+        self._keys = self._keys.repeat_interleave(repeats, dim=0)
+        self._values = self._values.repeat_interleave(repeats, dim=0)
+        self._view()
+
+
+def _repeated(x: Tensor, repeats: int, room: int) -> Tensor:
+    """``x`` ``[B, H, L, D]`` with each row repeated, in a buffer ``[B*repeats, H, L + room, D]``.
+
+    One allocation and one broadcast copy; the room is left uninitialised, since
+    the views never show it before it is written.
+    """
+    b, h, length, d = x.shape
+    out = x.new_empty(b * repeats, h, length + room, d)
+    out.view(b, repeats, h, length + room, d)[:, :, :, :length] = x[:, None]
+    return out
+
+
+def reserve(cache: DynamicCache, room: int, repeats: int = 1) -> DynamicCache:
+    """``cache`` with each row repeated ``repeats`` times and room for ``room`` more positions in every layer.
+
+    Appending then writes in place instead of copying the cache at every token.
+    A cache whose layers are not plain ``DynamicLayer`` (sliding windows, other
+    cache types) is only repeated, as ``transformers`` does it.
+    """
+    layers = getattr(cache, "layers", None)
+    if not layers or any(type(layer) is not DynamicLayer or layer.keys is None for layer in layers):
+        if repeats > 1:
+            cache.batch_repeat_interleave(repeats)
+        return cache
+    cache.layers = [_ReservedLayer(layer.keys, layer.values, room, repeats) for layer in layers]
+    return cache
 
 
 def process_logits(logits: Tensor, temperature: float, top_k: int = 0, top_p: float = 1.0) -> Tensor:
@@ -97,8 +176,10 @@ def sample_tokens(
     """
     device = prompt_ids.device
     rows = prompt_ids.shape[0] * n
-    repeats = torch.full((prompt_ids.shape[0],), n, device=device)
-    cache, logits, mask = prefill(model, prompt_ids, prompt_mask, repeats)  # [N, V], [N, K] growing a column a step
+    once = torch.ones(prompt_ids.shape[0], dtype=torch.long, device=device)
+    cache, logits, mask = prefill(model, prompt_ids, prompt_mask, once)  # [B, V], [B, K]
+    cache = reserve(cache, max_new_tokens - 1, repeats=n)  # N rows; the last token is never fed back
+    logits, mask = logits.repeat_interleave(n, dim=0), mask.repeat_interleave(n, dim=0)  # [N, V], [N, K] (K grows)
     next_pos = position_ids(mask)[:, -1:] + 1  # [N, 1]
     eos = torch.tensor(list(eos_ids), device=device)
     tokens = torch.full((rows, max_new_tokens), pad_id, dtype=torch.long, device=device)

@@ -208,3 +208,61 @@ def test_the_sampler_with_a_shared_head_draws_from_the_policy():
             greedy=True,
         )
         assert torch.equal(alone[0], greedy[row])
+
+
+def test_a_reserved_cache_holds_what_a_growing_one_does():
+    from transformers import DynamicCache
+
+    from rlvr.sampler import _ReservedLayer, reserve
+
+    gen = torch.Generator().manual_seed(0)
+    k, v = torch.randn(3, 2, 5, 4, generator=gen), torch.randn(3, 2, 5, 4, generator=gen)
+    plain, reserved = DynamicCache(), DynamicCache()
+    plain.update(k, v, 0)
+    reserved.update(k.clone(), v.clone(), 0)
+    reserved = reserve(reserved, room=2)
+    assert reserve(DynamicCache(), room=2, repeats=3).get_seq_length() == 0  # nothing cached: nothing to reserve
+    assert type(reserved.layers[0]) is _ReservedLayer
+    for step in range(4):  # past the room: it grows
+        if step == 1:
+            plain.batch_select_indices(torch.tensor([0, 2]))
+            reserved.batch_select_indices(torch.tensor([0, 2]))
+        rows = plain.layers[0].keys.shape[0]
+        new_k, new_v = torch.randn(rows, 2, 1, 4, generator=gen), torch.randn(rows, 2, 1, 4, generator=gen)
+        out_plain, out_reserved = plain.update(new_k, new_v, 0), reserved.update(new_k, new_v, 0)
+        for a, b in zip(out_plain, out_reserved, strict=True):
+            assert torch.equal(a, b)
+    assert reserved.get_seq_length() == plain.get_seq_length() == 9
+    reserved.batch_repeat_interleave(2)
+    plain.batch_repeat_interleave(2)
+    assert torch.equal(reserved.layers[0].keys, plain.layers[0].keys)
+    grouped, expected = DynamicCache(), DynamicCache()
+    grouped.update(k.clone(), v.clone(), 0)
+    expected.update(k.clone(), v.clone(), 0)
+    grouped = reserve(grouped, room=1, repeats=3)  # each row becomes 3, as the sampler's groups do
+    expected.batch_repeat_interleave(3)
+    assert torch.equal(grouped.layers[0].keys, expected.layers[0].keys)
+    assert torch.equal(grouped.layers[0].values, expected.layers[0].values)
+
+
+def test_sampling_over_a_reserved_cache_draws_what_a_growing_cache_does(monkeypatch):
+    import rlvr.sampler
+
+    tok = wide_tokenizer()
+    model = tiny_llama(len(tok), seed=7, hidden=64).eval()
+    prompt_ids, prompt_mask = encode_prompts(tok, ["abc", "hijk", HEAD])
+    ends = list(range(3, 40))
+    draws = []
+    for reserving in (True, False):
+        if not reserving:
+            monkeypatch.setattr(
+                rlvr.sampler, "reserve", lambda cache, room, repeats: cache.batch_repeat_interleave(repeats) or cache
+            )
+        torch.manual_seed(5)
+        draws.append(
+            sample_tokens(model, prompt_ids, prompt_mask, n=4, max_new_tokens=9, eos_ids=ends, pad_id=tok.pad_token_id)
+        )
+    (tokens_a, logp_a), (tokens_b, logp_b) = draws
+    assert torch.equal(tokens_a, tokens_b)
+    torch.testing.assert_close(logp_a, logp_b, atol=1e-5, rtol=0)
+    assert tokens_a.shape[1] > 1
