@@ -106,8 +106,13 @@ class RolloutConfig:
     Attributes:
         engine: "transformers" samples with the trained model itself; "vllm" runs a
             colocated vLLM engine synced after every update (docs/vllm.md).
-        prompts_per_step: distinct prompts per step.
-        group_size: completions sampled per prompt.
+        prompts_per_step: distinct prompts per step. 8 by default, with groups of
+            4: on an AVX2-only CPU, 8 x 4 reached held-out accuracy 0.795 / 0.830 /
+            0.825 on three seeds in the main job against 0.750 / 0.750 / 0.675 for
+            4 x 8. Once the policy is sharp most groups are all right or all wrong
+            and are skipped, so the cheaper step fits more steps, each on more
+            distinct problems (docs/training.md).
+        group_size: completions sampled per prompt (4 by default; see above).
         max_new_tokens: the longest completion, in tokens.
         temperature: 0.5 by default, because GRPO learns only from groups holding a
             right answer: on two-digit addition the default model's samples are right
@@ -134,8 +139,8 @@ class RolloutConfig:
     """
 
     engine: Literal["transformers", "vllm"] = "transformers"
-    prompts_per_step: int = 4
-    group_size: int = 8
+    prompts_per_step: int = 8
+    group_size: int = 4
     max_new_tokens: int = 48
     temperature: float = 0.5
     top_p: float = 1.0
