@@ -36,6 +36,7 @@ the gathered copy is refreshed from the new shards (:func:`refresh_shards`).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
@@ -99,6 +100,12 @@ def init_process_group(backend: str, timeout_minutes: float) -> bool:
         backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    # Imported after the group exists (transformers imports it when it loads a
+    # model), torch._dynamo keeps a reference to the group: destroy_process_group
+    # then leaves gloo's worker threads running, and one that frees a tensor
+    # while the interpreter shuts down aborts the process after a finished run.
+    importlib.import_module("torch._dynamo")
+
     dist.init_process_group(backend, timeout=timedelta(minutes=timeout_minutes))
     return True
 

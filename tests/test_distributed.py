@@ -150,6 +150,31 @@ def test_two_rank_train_writes_one_run_and_resumes(tmp_path):
     assert latest_checkpoint(run_dir).name == "step-000003"
 
 
+LEAVE_SCRIPT = """
+import os, sys
+import torch.distributed as dist
+from rlvr import distributed
+distributed.init_process_group("auto", 5)
+out = [None, None]
+dist.all_gather_object(out, distributed.rank())
+import transformers.modeling_utils  # as loading a model does, after the group exists
+dist.destroy_process_group()
+names = [open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task")]
+sys.exit(any("gloo" in n for n in names))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="thread names are read from Linux's /proc")
+def test_leaving_the_group_stops_its_threads(tmp_path):
+    """Gloo's worker threads still running at interpreter exit can abort a finished run (SIGABRT, exit -6)."""
+    script = tmp_path / "leave.py"
+    script.write_text(LEAVE_SCRIPT)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(free_port()),
+           str(script)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 def worker_pids(parent: int) -> dict[int, int]:
     """LOCAL_RANK -> pid of the processes below ``parent`` that torchrun started."""
     found = {}
