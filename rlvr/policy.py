@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from rlvr.precision import autocast
 from rlvr.prefix import MIN_SHARED_HEAD, forward_completions, prompt_runs, shared_head
+from rlvr.token_logprobs import token_logprobs
 from rlvr.tokens import pad_to, position_ids, trimmed_width
 
 __all__ = ["Policy", "add_lora", "disable_dropout", "is_peft_model", "reference_logprobs"]
@@ -92,10 +93,13 @@ class Policy(nn.Module):
         """``(logp [N, T], entropy [N, T] or None)`` for the completion tokens.
 
         Only the last ``T + 1`` positions go through the LM head (``logits_to_keep``):
-        the prompt's logits are never needed. The entropy is a metric computed
-        without a graph unless ``entropy_grad`` (an entropy bonus) asks for one.
-        Hidden cost: the ``[N, T, vocab]`` logits are materialised in float32
-        (about 75 MB for 8 x 48 tokens x 49k vocab); micro-batch to bound it.
+        the prompt's logits are never needed. Log-probs and entropies come from
+        :func:`rlvr.token_logprobs.token_logprobs`, a few rows at a time; the
+        entropy is a metric without a graph unless ``entropy_grad`` (an entropy
+        bonus) asks for one, which takes the whole-tensor path. Hidden cost: the
+        ``[N, T, vocab]`` logits are materialised in the autocast dtype (about 38
+        MB in bf16 for 8 x 48 tokens x 49k vocab), and in float32 on the
+        entropy-bonus path; micro-batch to bound them.
         """
         disable_dropout(self.model)  # cheap, and catches modules added since (LoRA adapters)
         full_width = input_ids.shape[1] - prompt_len
@@ -120,16 +124,16 @@ class Policy(nn.Module):
                     position_ids=position_ids(attention_mask),
                     logits_to_keep=n_completion + 1,
                 ).logits[:, -(n_completion + 1) : -1]  # [N, T, V]
-        logits = logits.float() / self.temperature
         targets = input_ids[:, prompt_len:]  # [N, T]
+        if not (with_entropy and entropy_grad and torch.is_grad_enabled()):
+            logp, entropy = token_logprobs(logits, targets, self.temperature, with_entropy)  # [N, T] each
+            return pad_to(logp, full_width), None if entropy is None else pad_to(entropy, full_width)
+        # An entropy bonus: the whole-tensor path, whose entropy carries a gradient.
+        logits = logits.float() / self.temperature  # [N, T, V]
         log_z = torch.logsumexp(logits, dim=-1)  # [N, T]
         logp = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - log_z
-        entropy = None
-        if with_entropy:
-            with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
-                source, z = (logits, log_z) if entropy_grad else (logits.detach(), log_z.detach())
-                entropy = pad_to(z - (torch.softmax(source, dim=-1) * source).sum(-1), full_width)
-        return pad_to(logp, full_width), entropy
+        entropy = log_z - (torch.softmax(logits, dim=-1) * logits).sum(-1)  # [N, T]
+        return pad_to(logp, full_width), pad_to(entropy, full_width)
 
     def _share_prompts(self, prompt_ids: Tensor, prompt_mask: Tensor, n_completion: int) -> bool:
         """Whether to run prompts through :mod:`rlvr.prefix`: rows repeat a prompt or share a head, and the cache is on."""

@@ -20,7 +20,7 @@ WINGS = {
     CORE: ["rlvr", "rlvr.types", "rlvr.rewards", "rlvr.registry", "rlvr.core", "rlvr.batched", "rlvr.spaces",
            "rlvr.testing", "rlvr.execution", "rlvr.envs", "rlvr.verifiers", "rlvr.integrations",
            "rlvr.episodes", "rlvr.tools"],
-    MODEL: ["rlvr.models", "rlvr.tokens", "rlvr.precision", "rlvr.prefix", "rlvr.sampler", "rlvr.policy",
+    MODEL: ["rlvr.models", "rlvr.tokens", "rlvr.token_logprobs", "rlvr.precision", "rlvr.prefix", "rlvr.sampler", "rlvr.policy",
             "rlvr.rollout", "rlvr.dynamic_sampling", "rlvr.vllm_engine", "rlvr.episode_rollout", "rlvr.distributed",
             "rlvr.evaluation"],
     AGENTS: ["rlvr.agents"],
