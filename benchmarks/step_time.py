@@ -53,10 +53,12 @@ def rlvr_steps(
     temperature = defaults.rollout.temperature
     model, tokenizer = load_model_and_tokenizer(model_name)
     mixed = pick_autocast("auto")
-    policy = Policy(model, temperature=temperature, autocast=mixed)
-    reference = Policy(copy.deepcopy(model).eval().requires_grad_(False), temperature=temperature, autocast=mixed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=LR, fused=True)  # fused, as rlvr train builds it
     config = dataclasses.replace(defaults.algorithm.grpo, beta=BETA, drop_zero_std_groups=skip_groups)
+    micro = config.micro_batch_size  # both policies take it, as rlvr train builds them
+    policy = Policy(model, temperature=temperature, micro_batch_size=micro, autocast=mixed)
+    frozen = copy.deepcopy(model).eval().requires_grad_(False)
+    reference = Policy(frozen, temperature=temperature, micro_batch_size=micro, autocast=mixed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LR, fused=True)  # fused, as rlvr train builds it
     agent = GRPO(policy, optimizer, config, reference)
     if engine_name == "vllm":
         from rlvr.vllm_engine import VLLMEngine

@@ -18,6 +18,10 @@ r"""RLHF with a synthetic gold standard: verifier-labelled pairs -> reward model
    and can first take ``--critic-warmup`` batches of critic-only steps. Every ``--measure-every`` steps the KL to
    the reference, the proxy (reward-model) score and the gold (verifier) score are
    measured on held-out problems (:mod:`rlvr.preference.overoptimisation`).
+   With ``--save-policies`` each run's final policy is kept in ``policies/``: a
+   hacked one can sample pairs for the next reward model, whose verifier labels
+   then rank its favourite answer below a right one (the "refresh" study in
+   docs/preference.md).
 4. ``plots/overoptimisation.png``: proxy and gold against sqrt(KL), the gold peak
    marked where a run went past it, and a table. Every update's metrics are in
    ``metrics.jsonl`` (``explained_variance`` among them), and at every measurement
@@ -109,6 +113,11 @@ parser.add_argument(
     "--system-prompt",
     default="auto",
     help="auto: the environment's suggestion (as rlvr train), none: the chat template's own, or the text",
+)
+parser.add_argument(
+    "--save-policies",
+    action="store_true",
+    help="keep each run's final policy in OUT/policies/<run>, e.g. to sample the next reward model's pairs",
 )
 parser.add_argument("--seed", type=int, default=0)
 args = parser.parse_args()
@@ -294,6 +303,11 @@ def train_one(run: str, beta: float, against_verifier: bool) -> None:
             with samples_file.open("a") as f:  # what the policy writes: a hacked reward shows up here first
                 group = {"prompt": problems[0].prompt, "completions": rollouts.groups()[0]}
                 f.write(json.dumps({"run": run, "step": step, **group, "rewards": result.rewards[0].tolist()}) + "\n")
+    if args.save_policies:  # a policy that found the reward model's favourite answer samples its next pairs
+        folder = out / "policies" / run.replace(" ", "_").replace("=", "")
+        model.save_pretrained(folder, safe_serialization=True)
+        tokenizer.save_pretrained(folder)
+        print(f"{run:24} policy saved to {folder}", flush=True)
 
 
 # 3. The runs, each skipped when its last point is already recorded.

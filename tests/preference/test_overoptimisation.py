@@ -136,7 +136,7 @@ def test_the_recipe_runs_the_whole_pipeline_and_skips_finished_runs(tmp_path, mo
         "--pairs-prompts", "8", "--pairs-n", "4", "--rm-epochs", "1", "--betas", "0", "0.1", "--ceiling",
         "--steps", "2", "--measure-every", "1", "--prompts", "2", "--group", "4", "--max-new-tokens", "5",
         "--measure-problems", "3", "--measure-n", "2", "--no-chat-template", "--temperature", "1.0",
-        "--critic-warmup", "1", "--counterfactuals", "1",
+        "--critic-warmup", "1", "--counterfactuals", "1", "--save-policies",
     ]  # fmt: skip
     monkeypatch.setattr(sys, "argv", argv)
     runpy.run_path(str(EXAMPLES / "rlhf_overoptimisation.py"), run_name="__main__")
@@ -158,6 +158,9 @@ def test_the_recipe_runs_the_whole_pipeline_and_skips_finished_runs(tmp_path, mo
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     assert [(s["run"], s["step"]) for s in samples] == [(run, s) for run in runs for s in (1, 2)]
     assert all(len(s["completions"]) == len(s["rewards"]) == 4 and s["prompt"] for s in samples)
+    saved = sorted(p.name for p in (out / "policies").iterdir())
+    assert saved == ["ppo_rm_beta0", "ppo_rm_beta0.1", "ppo_verifier_beta0.1"]
+    assert (out / "policies" / "ppo_rm_beta0" / "model.safetensors").exists()
     info = json.loads((out / "rm" / "reward_model.json").read_text())
     assert sum(1 for _ in (out / "pairs_test.jsonl").open()) > 0 and info["held_out_by_kind"]
 
