@@ -9,7 +9,9 @@ r"""RLHF with a synthetic gold standard: verifier-labelled pairs -> reward model
    ones; the untrained model's pairs mostly rank a box over none. With
    ``--counterfactuals K``, up to K right samples per problem are also paired with
    a copy whose boxed answer is moved (a near miss the verifier scores lower), so
-   some pairs differ only in the sum.
+   some pairs differ only in the sum. With ``--pairs-pool`` every pairs model
+   samples the same problems and each problem's samples are pooled before they
+   are ranked, so one model's right answer is paired with another's wrong one.
 2. A Bradley-Terry reward model on those pairs (held-out pairs from test problems).
 3. For each ``--betas`` value, a fresh copy of ``--model`` trained with
    ``--algorithm`` (PPO with the KL penalty in the reward, or GRPO with it in the
@@ -38,6 +40,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 
@@ -55,7 +58,7 @@ from rlvr.preference.pairs import (
     save_pairs,
     shift_boxed_integer,
 )
-from rlvr.preference.rejection import sample_and_score
+from rlvr.preference.rejection import Scored, sample_and_score
 from rlvr.preference.reward_model import (
     RewardModel,
     load_reward_model,
@@ -80,6 +83,12 @@ parser.add_argument("--pairs-models", nargs="+", default=[DEFAULT_MODEL], help="
 parser.add_argument("--pairs-prompts", type=int, default=100, help="training problems per pairs model")
 parser.add_argument("--pairs-n", type=int, default=8)
 parser.add_argument("--pairs-temperature", type=float, default=0.7)
+parser.add_argument(
+    "--pairs-pool",
+    action="store_true",
+    help="every pairs model samples the same problems, pooled per problem before pairing: "
+    "one model's right answer is ranked over another's wrong one",
+)
 parser.add_argument(
     "--counterfactuals", type=int, default=0, help="per problem: right samples paired with their boxed answer moved"
 )
@@ -169,31 +178,51 @@ def load(name: str):
 
 
 # 1. Pairs, ranked by the verifier: training problems for training, test problems held out.
+def ranked_pairs(env, scored: Scored, seed: int) -> list:
+    """Pairs of each problem's samples ranked by the verifier, and near misses with ``--counterfactuals``."""
+    pairs = pairs_from_scored(scored, seed=seed)
+    if args.counterfactuals:
+        pairs += counterfactual_pairs(
+            env, scored, shift_boxed_integer, pairs_per_prompt=args.counterfactuals, seed=seed
+        )
+    return pairs
+
+
+def pooled(a: Scored | None, b: Scored) -> Scored:
+    """The samples of two models for the same problems, side by side."""
+    if a is None:
+        return b
+    texts = [x + y for x, y in zip(a.texts, b.texts, strict=True)]
+    return Scored(a.problems, texts, np.hstack([a.rewards, b.rewards]), np.hstack([a.correct, b.correct]))
+
+
 if not (out / "pairs_test.jsonl").exists():
-    train_pairs, test_pairs = [], []
+    pairs = {"train": [], "test": []}
+    pool: dict[str, Scored | None] = {"train": None, "test": None}
     for i, name in enumerate(args.pairs_models):
         sampler, tokenizer = load(name)
         engine = TransformersEngine(sampler, tokenizer, chat_template=chat, autocast=mixed)
-        for env, pairs, n_problems, seed in (
-            (train_env, train_pairs, args.pairs_prompts, 2 * i),
-            (test_env, test_pairs, max(args.pairs_prompts // 4, 1), 2 * i + 1),
+        for split, env, n_problems in (
+            ("train", train_env, args.pairs_prompts),
+            ("test", test_env, max(args.pairs_prompts // 4, 1)),
         ):
+            seed = (0 if args.pairs_pool else 2 * i) + (split == "test")  # pooled: every model, the same problems
             scored = sample_and_score(
                 engine, env, env.distinct_problems(n_problems, seed=seed), n=args.pairs_n,
                 max_new_tokens=args.max_new_tokens, temperature=args.pairs_temperature, seed=seed,
             )  # fmt: skip
-            pairs += pairs_from_scored(scored, seed=seed)
-            if args.counterfactuals:
-                pairs += counterfactual_pairs(
-                    env, scored, shift_boxed_integer, pairs_per_prompt=args.counterfactuals, seed=seed
-                )
-        print(
-            f"pairs from {name}: {len(train_pairs)} training, {len(test_pairs)} held out so far ({minutes()})",
-            flush=True,
-        )
+            if args.pairs_pool:
+                pool[split] = pooled(pool[split], scored)
+            else:
+                pairs[split] += ranked_pairs(env, scored, seed)
+        print(f"sampled from {name} ({minutes()})", flush=True)
         del sampler, engine
-    save_pairs(train_pairs, out / "pairs_train.jsonl")
-    save_pairs(test_pairs, out / "pairs_test.jsonl")
+    if args.pairs_pool:
+        for split, env in (("train", train_env), ("test", test_env)):
+            pairs[split] = ranked_pairs(env, pool[split], seed=int(split == "test"))
+    print(f"pairs: {len(pairs['train'])} training, {len(pairs['test'])} held out", flush=True)
+    save_pairs(pairs["train"], out / "pairs_train.jsonl")
+    save_pairs(pairs["test"], out / "pairs_test.jsonl")
 train_pairs, test_pairs = load_pairs(out / "pairs_train.jsonl"), load_pairs(out / "pairs_test.jsonl")
 
 # 2. The reward model (the proxy).

@@ -169,6 +169,26 @@ def test_the_recipe_runs_the_whole_pipeline_and_skips_finished_runs(tmp_path, mo
     assert "step   0" not in capsys.readouterr().out
 
 
+def test_the_recipe_pools_the_samples_of_every_pairs_model_on_the_same_problems(tmp_path, monkeypatch, unique_id):
+    env_id = unique_id()
+    rlvr.register_env(env_id, LetterEnv)
+    first, second = save_tiny_model(tmp_path / "a", seed=0), save_tiny_model(tmp_path / "b", seed=1)
+    out = tmp_path / "pooled"
+    argv = [
+        "rlhf_overoptimisation.py", "--out", str(out), "--model", first, "--env", env_id,
+        "--pairs-models", first, second, "--pairs-pool", "--pairs-prompts", "8", "--pairs-n", "4",
+        "--rm-epochs", "1", "--betas", "0", "--algorithm", "grpo", "--steps", "1", "--prompts", "2", "--group", "2",
+        "--max-new-tokens", "5", "--measure-problems", "2", "--measure-n", "1", "--no-chat-template",
+        "--temperature", "1.0",
+    ]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(str(EXAMPLES / "rlhf_overoptimisation.py"), run_name="__main__")
+    train = [json.loads(line) for line in (out / "pairs_train.jsonl").read_text().splitlines()]
+    env = rlvr.BatchedEnv(rlvr.make(env_id, split="train"))
+    problems = {p.id for p in env.distinct_problems(8, seed=0)}  # the first model's problems, shared
+    assert train and {pair["meta"]["problem_id"] for pair in train} <= problems
+
+
 def test_the_recipe_refuses_a_folder_kept_for_another_study(tmp_path, monkeypatch, unique_id, capsys):
     """Pairs and a reward model made for one task or system prompt are never reused for another."""
     env_id = unique_id()
