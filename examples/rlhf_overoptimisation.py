@@ -104,6 +104,13 @@ parser.add_argument("--max-new-tokens", type=int, default=48)
 parser.add_argument("--temperature", type=float, default=0.5)
 parser.add_argument("--lr", type=float, default=1e-5)
 parser.add_argument("--ppo-epochs", type=int, default=2, help="PPO's passes over each batch")
+parser.add_argument("--critic-lr", type=float, default=None, help="PPO: the critic's learning rate (default: --lr)")
+parser.add_argument(
+    "--value-clip",
+    type=float,
+    default=0.2,
+    help="PPO: how far one batch may move a value from the value that sampled it; 0: unclipped",
+)
 parser.add_argument(
     "--critic-warmup", type=int, default=0, help="PPO: batches of critic-only steps before the first policy step"
 )
@@ -132,8 +139,10 @@ parser.add_argument("--seed", type=int, default=0)
 args = parser.parse_args()
 if args.measure_every < 1 or args.steps < 1 or not args.betas or min(args.betas) < 0:
     parser.error("--steps and --measure-every must be >= 1 and every beta >= 0")
-if args.ppo_epochs < 1 or args.critic_warmup < 0:
-    parser.error("--ppo-epochs must be >= 1 and --critic-warmup >= 0")
+if args.ppo_epochs < 1 or args.critic_warmup < 0 or args.value_clip < 0:
+    parser.error("--ppo-epochs must be >= 1, --critic-warmup and --value-clip >= 0")
+if args.critic_lr is not None and args.critic_lr <= 0:
+    parser.error("--critic-lr must be > 0")
 try:
     options = {k: yaml.safe_load(v) for k, _, v in (o.partition("=") for o in args.option)}
 except yaml.YAMLError as err:
@@ -301,9 +310,9 @@ def train_one(run: str, beta: float, against_verifier: bool) -> None:
         else:  # from the reward model (InstructGPT), rescaled to the normalised reward a first batch sets
             sample_batch(seed=derive_seed(args.seed, 0))  # training steps start at 1
             critic = Critic.from_reward_model(rm, autocast=mixed, mean=reward.moments.mean, std=reward.moments.std)
-        critic_optimizer = torch.optim.AdamW(critic.parameters(), lr=args.lr)
+        critic_optimizer = torch.optim.AdamW(critic.parameters(), lr=args.critic_lr or args.lr)
         # lam = 1: the critic's values of prefixes are not yet fitted to returns in a short run
-        config = PPOConfig(beta=beta, lam=1.0, epochs=args.ppo_epochs)
+        config = PPOConfig(beta=beta, lam=1.0, epochs=args.ppo_epochs, value_clip_eps=args.value_clip or None)
         agent = PPO(policy, optimizer, critic, critic_optimizer, config, reference)
         for i in range(args.critic_warmup):  # batches of the untrained policy, never trained on
             _, rollouts, result = sample_batch(seed=derive_seed(args.seed, 1_000_000 + i))

@@ -11,6 +11,7 @@ import pytest
 from toymodels import LetterEnv, char_tokenizer, save_tiny_model, target_fraction, tiny_llama, toy_env
 
 import rlvr
+import rlvr.agents
 from rlvr.policy import Policy
 from rlvr.preference.overoptimisation import Point, gold_peak, measure, plot_overoptimisation, read_points, write_point
 from rlvr.rollout import TransformersEngine
@@ -241,3 +242,42 @@ def test_the_recipe_can_start_the_critic_from_the_reward_models_trunk_with_a_zer
     assert first["reward-model-trunk"]["step"] == -1  # the warm-up batch, valued before any critic step
     assert first["reward-model-trunk"]["value_mean"] == 0.0  # a zero head values everything at 0
     assert first["reward-model"]["value_mean"] != 0.0  # the reward model's own head does not
+
+
+@pytest.mark.parametrize("flag, value", [("--value-clip", "-0.1"), ("--critic-lr", "0")])
+def test_the_recipe_refuses_a_bad_critic_setting_before_any_work(tmp_path, monkeypatch, unique_id, capsys, flag, value):
+    env_id = unique_id()
+    rlvr.register_env(env_id, LetterEnv)
+    monkeypatch.setattr(
+        sys, "argv", ["rlhf_overoptimisation.py", "--out", str(tmp_path / "s"), "--env", env_id, flag, value]
+    )
+    with pytest.raises(SystemExit):
+        runpy.run_path(str(EXAMPLES / "rlhf_overoptimisation.py"), run_name="__main__")
+    assert flag in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
+def test_the_recipe_gives_the_critic_its_own_rate_and_clip(tmp_path, monkeypatch, unique_id):
+    env_id = unique_id()
+    rlvr.register_env(env_id, LetterEnv)
+    model = save_tiny_model(tmp_path / "tiny")
+    built = []
+
+    class RecordingPPO(rlvr.agents.PPO):
+        def __init__(self, policy, optimizer, critic, critic_optimizer, config, reference=None):
+            built.append((optimizer.param_groups[0]["lr"], critic_optimizer.param_groups[0]["lr"], config))
+            super().__init__(policy, optimizer, critic, critic_optimizer, config, reference)
+
+    monkeypatch.setattr(rlvr.agents, "PPO", RecordingPPO)
+    common = [
+        "rlhf_overoptimisation.py", "--model", model, "--env", env_id, "--pairs-models", model,
+        "--pairs-prompts", "8", "--pairs-n", "4", "--rm-epochs", "1", "--betas", "0.1", "--steps", "1",
+        "--prompts", "2", "--group", "4", "--max-new-tokens", "5", "--measure-problems", "2", "--measure-n", "2",
+        "--no-chat-template", "--temperature", "1.0", "--lr", "2e-5",
+    ]  # fmt: skip
+    for name, extra in {"default": [], "own": ["--critic-lr", "3e-4", "--value-clip", "0"]}.items():
+        monkeypatch.setattr(sys, "argv", [*common, "--out", str(tmp_path / name), *extra])
+        runpy.run_path(str(EXAMPLES / "rlhf_overoptimisation.py"), run_name="__main__")
+    (lr, critic_lr, config), (own_lr, own_critic_lr, own_config) = built
+    assert (lr, critic_lr, config.value_clip_eps) == (2e-5, 2e-5, 0.2)  # the critic follows --lr, clipped
+    assert (own_lr, own_critic_lr, own_config.value_clip_eps) == (2e-5, 3e-4, None)  # 0: unclipped
