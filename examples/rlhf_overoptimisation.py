@@ -270,7 +270,8 @@ def log(run: str, step: int, metrics: dict) -> None:
     """Each update's metrics (docs/metrics.md), warm-up steps at negative ``step``."""
     with metrics_file.open("a") as f:
         f.write(json.dumps({"run": run, "step": step, **metrics}) + "\n")
-    shown = {k: metrics[k] for k in ("reward_mean", "kl_ref", "explained_variance", "value_loss") if k in metrics}
+    keys = ("reward_mean", "kl_ref", "explained_variance", "explained_variance_last", "value_loss")
+    shown = {k: metrics[k] for k in keys if k in metrics}
     print(
         f"{run:24} {'warm-up' if step < 0 else 'update'} {step:4d}  "
         + "  ".join(f"{k} {v:.3f}" for k, v in shown.items()),

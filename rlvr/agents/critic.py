@@ -1,15 +1,16 @@
-"""PPO's critic: a transformer trunk plus a scalar head, a value per completion token."""
+"""PPO's critic: a transformer trunk plus a scalar head, a value per completion token, and how well it explains."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 
+from rlvr.agents.advantages import Reduce, masked_var
 from rlvr.policy import disable_dropout
 from rlvr.precision import autocast
 from rlvr.tokens import pad_to, position_ids, trimmed_width
 
-__all__ = ["Critic"]
+__all__ = ["Critic", "explained_variance", "last_token_mask"]
 
 
 class Critic(nn.Module):
@@ -105,3 +106,30 @@ class Critic(nn.Module):
                 for i in range(0, len(input_ids), micro_batch_size)
             ]
         )
+
+
+def last_token_mask(mask: Tensor) -> Tensor:
+    """``[N, T]``: 1 at each row's last masked-in token, 0 elsewhere (all 0 for an empty row).
+
+    The state before a completion's last token has read all of the answer but its
+    end, so a critic's value there can know the reward where earlier values cannot.
+    """
+    positions = torch.arange(1, mask.shape[1] + 1, device=mask.device)  # [T]
+    last = (mask.to(positions.dtype) * positions).argmax(dim=1)  # [N]; argmax of all zeros is 0
+    out = torch.zeros_like(mask, dtype=torch.float)
+    out[torch.arange(len(mask), device=mask.device), last] = 1.0
+    return out * mask.to(out.dtype)
+
+
+def explained_variance(values: Tensor, returns: Tensor, mask: Tensor, reduce: Reduce | None = None) -> float | None:
+    """``1 - Var(returns - values) / Var(returns)`` over the masked-in entries.
+
+    1 when the values predict the returns, 0 for a constant at their mean, below 0
+    when worse than that constant. ``None`` when the returns do not vary (undefined,
+    and not divided by about 0). values, returns, mask: ``[N, T]``; ``reduce``: the
+    variances over every rank's entries.
+    """
+    return_var = masked_var(returns, mask, reduce=reduce)
+    if not return_var > 1e-8:
+        return None
+    return float(1.0 - masked_var(returns - values, mask, reduce=reduce) / return_var)

@@ -25,8 +25,8 @@ from typing import Any
 import torch
 
 from rlvr import distributed
-from rlvr.agents.advantages import gae, masked_mean, masked_var, whiten
-from rlvr.agents.critic import Critic
+from rlvr.agents.advantages import gae, masked_mean, whiten
+from rlvr.agents.critic import Critic, explained_variance, last_token_mask
 from rlvr.agents.experience import (
     Experience,
     Stats,
@@ -191,8 +191,8 @@ class PPO:
         Returns:
             Metrics for logging: rollout statistics, ``rows_kept``, the loss terms and
             PPO statistics (``ratio_first`` and ``clip_fraction_first`` for the first
-            minibatch of the first epoch), ``kl_ref``, ``explained_variance`` (absent
-            when every return in the batch is equal), both
+            minibatch of the first epoch), ``kl_ref``, ``explained_variance`` and
+            ``explained_variance_last`` (absent when every return in the batch is equal), both
             gradient norms, the mean value and return, the ``mismatch/...`` figures
             when the engine reported log-probs, ``overlong_penalty_mean`` with the
             overlong penalty, and the ``beta`` this update used.
@@ -231,10 +231,11 @@ class PPO:
         reduce = batch_reduce()  # with several ranks, the whole batch's statistics
         if cfg.whiten_advantages:
             advantages = whiten(advantages, mask, reduce=reduce)
-        residual_var = masked_var(returns - old_values, mask, reduce=reduce)
-        return_var = masked_var(returns, mask, reduce=reduce)
-        if return_var > 1e-8:  # undefined when every return is equal: left out, not divided by ~0
-            metrics["explained_variance"] = float(1.0 - residual_var / return_var)
+        # at every token, and at each row's last, where the critic has read the whole answer
+        for key, where in (("explained_variance", mask), ("explained_variance_last", last_token_mask(mask))):
+            ev = explained_variance(old_values, returns, where, reduce=reduce)
+            if ev is not None:  # undefined when every return is equal: left out
+                metrics[key] = ev
 
         weights = None
         if exp.sampler_logprobs is not None:  # the rollout engine's mu: measure (and correct) the gap

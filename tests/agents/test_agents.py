@@ -562,6 +562,7 @@ def test_critic_warm_up_fits_the_critic_and_leaves_the_policy_and_beta_alone():
     assert "grad_norm" not in last and "ratio_first" not in last and last["critic_grad_norm"] > 0
     # explained variance is measured against the values before each call: fitting the same batch raises it
     assert last["explained_variance"] > first["explained_variance"]
+    assert last["explained_variance_last"] > first["explained_variance_last"]
     assert last["value_loss"] < first["value_loss"]
 
 
@@ -572,6 +573,6 @@ def test_explained_variance_is_left_out_when_every_return_is_equal():
         warnings.simplefilter("ignore")
         flat = agent.update(experience(run, [1.0] * 8))  # beta 0, gamma = lam = 1: every token's return is 1
         varied = agent.update(experience(run, [1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0]))
-    assert "explained_variance" not in flat
+    assert "explained_variance" not in flat and "explained_variance_last" not in flat
     assert varied["explained_variance"] == varied["explained_variance"]  # a number, not NaN
     assert varied["explained_variance"] < 1.0
