@@ -217,6 +217,16 @@ def test_the_recipe_refuses_a_system_prompt_without_a_chat_template(tmp_path, mo
     assert not (tmp_path / "s").exists()
 
 
+def one_ppo_step(model: str, env_id: str, *extra: str) -> list[str]:
+    """The recipe's argv for a tiny study: pairs, a reward model, one PPO step at beta 0.1, no --out."""
+    return [
+        "rlhf_overoptimisation.py", "--model", model, "--env", env_id, "--pairs-models", model,
+        "--pairs-prompts", "8", "--pairs-n", "4", "--rm-epochs", "1", "--betas", "0.1", "--steps", "1",
+        "--prompts", "2", "--group", "4", "--max-new-tokens", "5", "--measure-problems", "2", "--measure-n", "2",
+        "--no-chat-template", "--temperature", "1.0", *extra,
+    ]  # fmt: skip
+
+
 def test_the_recipe_can_start_the_critic_from_the_reward_models_trunk_with_a_zero_head(
     tmp_path, monkeypatch, unique_id
 ):
@@ -224,12 +234,7 @@ def test_the_recipe_can_start_the_critic_from_the_reward_models_trunk_with_a_zer
     rlvr.register_env(env_id, LetterEnv)
     model = save_tiny_model(tmp_path / "tiny")
     out = tmp_path / "study"
-    common = [
-        "rlhf_overoptimisation.py", "--model", model, "--env", env_id, "--pairs-models", model,
-        "--pairs-prompts", "8", "--pairs-n", "4", "--rm-epochs", "1", "--betas", "0.1", "--steps", "1",
-        "--prompts", "2", "--group", "4", "--max-new-tokens", "5", "--measure-problems", "2", "--measure-n", "2",
-        "--no-chat-template", "--temperature", "1.0", "--critic-warmup", "1",
-    ]  # fmt: skip
+    common = one_ppo_step(model, env_id, "--critic-warmup", "1")
     first = {}
     for init in ("reward-model-trunk", "reward-model"):
         monkeypatch.setattr(sys, "argv", [*common, "--out", str(out / init), "--critic-init", init])
@@ -269,12 +274,7 @@ def test_the_recipe_gives_the_critic_its_own_rate_and_clip(tmp_path, monkeypatch
             super().__init__(policy, optimizer, critic, critic_optimizer, config, reference)
 
     monkeypatch.setattr(rlvr.agents, "PPO", RecordingPPO)
-    common = [
-        "rlhf_overoptimisation.py", "--model", model, "--env", env_id, "--pairs-models", model,
-        "--pairs-prompts", "8", "--pairs-n", "4", "--rm-epochs", "1", "--betas", "0.1", "--steps", "1",
-        "--prompts", "2", "--group", "4", "--max-new-tokens", "5", "--measure-problems", "2", "--measure-n", "2",
-        "--no-chat-template", "--temperature", "1.0", "--lr", "2e-5",
-    ]  # fmt: skip
+    common = one_ppo_step(model, env_id, "--lr", "2e-5")
     for name, extra in {"default": [], "own": ["--critic-lr", "3e-4", "--value-clip", "0"]}.items():
         monkeypatch.setattr(sys, "argv", [*common, "--out", str(tmp_path / name), *extra])
         runpy.run_path(str(EXAMPLES / "rlhf_overoptimisation.py"), run_name="__main__")
