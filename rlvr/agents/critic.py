@@ -114,11 +114,9 @@ def last_token_mask(mask: Tensor) -> Tensor:
     The state before a completion's last token has read all of the answer but its
     end, so a critic's value there can know the reward where earlier values cannot.
     """
-    positions = torch.arange(1, mask.shape[1] + 1, device=mask.device)  # [T]
-    last = (mask.to(positions.dtype) * positions).argmax(dim=1)  # [N]; argmax of all zeros is 0
-    out = torch.zeros_like(mask, dtype=torch.float)
-    out[torch.arange(len(mask), device=mask.device), last] = 1.0
-    return out * mask.to(out.dtype)
+    taken = mask.to(torch.long)  # [N, T]
+    from_here = taken.flip(1).cumsum(1).flip(1)  # [N, T]: masked-in tokens at or after each position
+    return (taken * (from_here == 1)).float()
 
 
 def explained_variance(values: Tensor, returns: Tensor, mask: Tensor, reduce: Reduce | None = None) -> float | None:

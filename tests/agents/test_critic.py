@@ -10,6 +10,8 @@ def test_last_token_mask_marks_each_rows_last_token_past_holes_and_nothing_in_an
     mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0], [0, 0, 0, 0], [1, 0, 1, 0]], dtype=torch.bool)
     expected = torch.tensor([[0, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 1, 0]], dtype=torch.float)
     assert torch.equal(last_token_mask(mask), expected)
+    assert last_token_mask(torch.ones(0, 3)).shape == (0, 3)  # a rank that kept no rows
+    assert last_token_mask(torch.ones(2, 0)).shape == (2, 0)  # no completion token at all
 
 
 def test_explained_variance_by_hand():
