@@ -12,14 +12,20 @@ r"""RLHF with a synthetic gold standard: verifier-labelled pairs -> reward model
    some pairs differ only in the sum. With ``--pairs-pool`` every pairs model
    samples the same problems and each problem's samples are pooled before they
    are ranked, so one model's right answer is paired with another's wrong one.
-2. A Bradley-Terry reward model on those pairs (held-out pairs from test problems).
+2. A Bradley-Terry reward model on those pairs (held-out pairs from test problems);
+   with ``--rm-ensemble K``, K of them from seeds ``--seed`` to ``--seed + K - 1``
+   (``rm/``, ``rm-1/``, ...), and the reward is their normalised mean less
+   ``--uncertainty-penalty`` times their spread (:mod:`rlvr.preference.reward_ensemble`).
+   ``--reward-model-only`` stops here, to read the reward models' held-out
+   accuracy by kind of pair before any RL.
 3. For each ``--betas`` value, a fresh copy of ``--model`` trained with
    ``--algorithm`` (PPO with the KL penalty in the reward, or GRPO with it in the
    loss) against the reward model, normalised and clipped; with ``--ceiling``, one
    more run against the verifier itself. PPO's critic starts as ``--critic-init``
    and can first take ``--critic-warmup`` batches of critic-only steps. Every ``--measure-every`` steps the KL to
    the reference, the proxy (reward-model) score and the gold (verifier) score are
-   measured on held-out problems (:mod:`rlvr.preference.overoptimisation`).
+   measured on held-out problems (:mod:`rlvr.preference.overoptimisation`); with an
+   ensemble the proxy is the members' mean raw score.
    With ``--save-policies`` each run's final policy is kept in ``policies/``: a
    hacked one can sample pairs for the next reward model, whose verifier labels
    then rank its favourite answer below a right one (the "refresh" study in
@@ -59,6 +65,7 @@ from rlvr.preference.pairs import (
     shift_boxed_integer,
 )
 from rlvr.preference.rejection import Scored, sample_and_score
+from rlvr.preference.reward_ensemble import RewardEnsembleVerifier
 from rlvr.preference.reward_model import (
     RewardModel,
     load_reward_model,
@@ -94,6 +101,14 @@ parser.add_argument(
 )
 parser.add_argument("--rm-epochs", type=int, default=2)
 parser.add_argument("--rm-lr", type=float, default=3e-5)
+parser.add_argument("--rm-ensemble", type=int, default=1, help="reward models, from consecutive seeds")
+parser.add_argument(
+    "--uncertainty-penalty",
+    type=float,
+    default=1.0,
+    help="with --rm-ensemble >= 2: the reward is the members' mean less this many of their standard deviations",
+)
+parser.add_argument("--reward-model-only", action="store_true", help="stop once the reward models are trained")
 parser.add_argument("--algorithm", choices=["ppo", "grpo"], default="ppo")
 parser.add_argument("--betas", type=float, nargs="+", default=[0.01, 0.05, 0.2])
 parser.add_argument("--ceiling", action="store_true", help="also train against the verifier (the middle beta)")
@@ -143,6 +158,12 @@ if args.ppo_epochs < 1 or args.critic_warmup < 0 or args.value_clip < 0:
     parser.error("--ppo-epochs must be >= 1, --critic-warmup and --value-clip >= 0")
 if args.critic_lr is not None and args.critic_lr <= 0:
     parser.error("--critic-lr must be > 0")
+if args.rm_ensemble < 1 or args.uncertainty_penalty < 0:
+    parser.error("--rm-ensemble must be >= 1 and --uncertainty-penalty >= 0")
+if args.rm_ensemble > 1 and args.algorithm == "ppo" and args.critic_init == "reward-model":
+    parser.error(
+        "--critic-init reward-model rescales one reward model's head: with --rm-ensemble use reward-model-trunk"
+    )
 try:
     options = {k: yaml.safe_load(v) for k, _, v in (o.partition("=") for o in args.option)}
 except yaml.YAMLError as err:
@@ -234,12 +255,20 @@ if not (out / "pairs_test.jsonl").exists():
     save_pairs(pairs["test"], out / "pairs_test.jsonl")
 train_pairs, test_pairs = load_pairs(out / "pairs_train.jsonl"), load_pairs(out / "pairs_test.jsonl")
 
-# 2. The reward model (the proxy).
-if not (out / "rm").exists():
-    torch.manual_seed(args.seed)
+
+# 2. The reward model (the proxy), or an ensemble of them from consecutive seeds.
+def rm_folder(member: int) -> Path:
+    return out / ("rm" if member == 0 else f"rm-{member}")
+
+
+def train_member(member: int) -> None:
+    """One reward model; members differ in the head's initial weights and the order of the pairs."""
+    torch.manual_seed(args.seed + member)
     trunk, tokenizer = load(args.model)
     rm = RewardModel(trunk, autocast=mixed)
-    train_reward_model(rm, tokenizer, train_pairs, epochs=args.rm_epochs, lr=args.rm_lr, chat_template=chat)
+    train_reward_model(
+        rm, tokenizer, train_pairs, epochs=args.rm_epochs, lr=args.rm_lr, chat_template=chat, seed=args.seed + member
+    )
     held = pairwise_accuracy(rm, tokenizer, test_pairs, chat_template=chat)
     # by kind of pair: a right box over a wrong one asks the reward model to check the answer, a box
     # over none only to see the format; the first is what lifts the gold above the format's share
@@ -249,15 +278,35 @@ if not (out / "rm").exists():
         kinds.setdefault(kind + (", near miss" if p.meta.get("counterfactual") else ""), []).append(p)
     by_kind = {k: pairwise_accuracy(rm, tokenizer, v, chat_template=chat)["accuracy"] for k, v in sorted(kinds.items())}
     info = {"held_out_accuracy": held["accuracy"], "held_out_by_kind": by_kind, "pairs": len(train_pairs)}
-    save_reward_model(rm, tokenizer, out / "rm", info)
-    print(f"reward model: held-out pairwise accuracy {held['accuracy']:.3f} on {len(test_pairs)} pairs ({minutes()})")
+    save_reward_model(rm, tokenizer, rm_folder(member), info | {"seed": args.seed + member})
+    print(
+        f"reward model {rm_folder(member).name}: held-out pairwise accuracy {held['accuracy']:.3f} "
+        f"on {len(test_pairs)} pairs ({minutes()})"
+    )
     for kind, acc in by_kind.items():
         print(f"  rewards {kind}: {acc:.3f} on {len(kinds[kind])} pairs", flush=True)
-rm, rm_tokenizer = load_reward_model(out / "rm", autocast=mixed)
+
+
+for member in range(args.rm_ensemble):
+    if not rm_folder(member).exists():
+        train_member(member)
+if args.reward_model_only:
+    raise SystemExit(0)
+members = [load_reward_model(rm_folder(m), autocast=mixed) for m in range(args.rm_ensemble)]
+rm, rm_tokenizer = members[0]
 
 
 def proxy_scores(texts: list[str], problems: list) -> list[float]:
-    return score(rm, rm_tokenizer, [p.prompt for p in problems], texts, chat_template=chat).tolist()
+    """The raw reward-model score; with an ensemble, the members' mean."""
+    prompts = [p.prompt for p in problems]
+    return np.mean([score(m, t, prompts, texts, chat_template=chat).numpy() for m, t in members], axis=0).tolist()
+
+
+def make_reward():
+    """The reward a run against the reward model trains on: normalised and clipped."""
+    if len(members) == 1:
+        return RewardModelVerifier((rm, rm_tokenizer), normalize=True, clip=3.0)
+    return RewardEnsembleVerifier(members, penalty=args.uncertainty_penalty, clip=3.0)
 
 
 held_out = test_env.distinct_problems(args.measure_problems, seed=1)
@@ -267,10 +316,10 @@ samples_file = out / "samples.jsonl"
 
 
 def log(run: str, step: int, metrics: dict) -> None:
-    """Each update's metrics (docs/metrics.md), warm-up steps at negative ``step``."""
+    """Each update's metrics (docs/metrics.md, and ``rm_spread``), warm-up steps at negative ``step``."""
     with metrics_file.open("a") as f:
         f.write(json.dumps({"run": run, "step": step, **metrics}) + "\n")
-    keys = ("reward_mean", "kl_ref", "explained_variance", "explained_variance_last", "value_loss")
+    keys = ("reward_mean", "kl_ref", "explained_variance", "explained_variance_last", "value_loss", "rm_spread")
     shown = {k: metrics[k] for k in keys if k in metrics}
     print(
         f"{run:24} {'warm-up' if step < 0 else 'update'} {step:4d}  "
@@ -288,7 +337,7 @@ def train_one(run: str, beta: float, against_verifier: bool) -> None:
     policy = Policy(model, temperature=args.temperature, autocast=mixed)
     reference = Policy(copy.deepcopy(model).eval().requires_grad_(False), temperature=args.temperature, autocast=mixed)
     engine = TransformersEngine(model, tokenizer, chat_template=chat, autocast=mixed)
-    reward = None if against_verifier else RewardModelVerifier((rm, rm_tokenizer), normalize=True, clip=3.0)
+    reward = None if against_verifier else make_reward()
     env = rlvr.BatchedEnv(rlvr.make(args.env, split="train", reward=reward, **options))
     env.reset(1, seed=args.seed)
 
@@ -336,7 +385,11 @@ def train_one(run: str, beta: float, against_verifier: bool) -> None:
     point(0)
     for step in range(1, args.steps + 1):
         problems, rollouts, result = sample_batch(seed=derive_seed(args.seed, step))
-        log(run, step, agent.update(Experience.from_rollouts(rollouts, result.rewards, result.scored)))
+        metrics = agent.update(Experience.from_rollouts(rollouts, result.rewards, result.scored))
+        spreads = [info["details"]["spread"] for row in result.infos for info in row if "spread" in info["details"]]
+        if spreads:  # an ensemble's disagreement on what the policy writes now
+            metrics["rm_spread"] = float(np.mean(spreads))
+        log(run, step, metrics)
         if step % args.measure_every == 0 or step == args.steps:
             point(step)
             with samples_file.open("a") as f:  # what the policy writes: a hacked reward shows up here first

@@ -35,6 +35,10 @@ _BUILTINS = {
         "rlvr.preference.reward_verifier:RewardModelVerifier",
         "a learned reward model's score (path=a folder from rlvr train-rm); unbounded unless normalised",
     ),
+    "reward-model-ensemble": (
+        "rlvr.preference.reward_ensemble:RewardEnsembleVerifier",
+        "several reward models' mean score less a multiple of their spread (paths=[folders], penalty=1.0)",
+    ),
     "countdown": (
         "rlvr.verifiers.countdown:CountdownVerifier",
         "Countdown: an expression over the numbers that hits the target",

@@ -281,3 +281,43 @@ def test_the_recipe_gives_the_critic_its_own_rate_and_clip(tmp_path, monkeypatch
     (lr, critic_lr, config), (own_lr, own_critic_lr, own_config) = built
     assert (lr, critic_lr, config.value_clip_eps) == (2e-5, 2e-5, 0.2)  # the critic follows --lr, clipped
     assert (own_lr, own_critic_lr, own_config.value_clip_eps) == (2e-5, 3e-4, None)  # 0: unclipped
+
+
+def test_the_recipe_trains_an_ensemble_and_penalises_its_spread(tmp_path, monkeypatch, unique_id):
+    env_id = unique_id()
+    rlvr.register_env(env_id, LetterEnv)
+    model = save_tiny_model(tmp_path / "tiny")
+    out = tmp_path / "study"
+    common = [*one_ppo_step(model, env_id, "--critic-init", "reward-model-trunk"), "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", [*common, "--rm-ensemble", "2", "--reward-model-only"])
+    with pytest.raises(SystemExit) as stopped:
+        runpy.run_path(str(EXAMPLES / "rlhf_overoptimisation.py"), run_name="__main__")
+    assert stopped.value.code == 0
+    assert not (out / "points.jsonl").exists()  # stopped before any RL
+    seeds = [json.loads((out / name / "reward_model.json").read_text())["seed"] for name in ("rm", "rm-1")]
+    assert seeds == [0, 1]
+    first = (out / "rm" / "model.safetensors").read_bytes()
+    assert first != (out / "rm-1" / "model.safetensors").read_bytes()  # two seeds, two models
+    monkeypatch.setattr(sys, "argv", [*common, "--rm-ensemble", "2", "--uncertainty-penalty", "0.5"])
+    runpy.run_path(str(EXAMPLES / "rlhf_overoptimisation.py"), run_name="__main__")
+    assert (out / "rm" / "model.safetensors").read_bytes() == first  # kept, not trained again
+    update = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()][-1]
+    assert update["step"] == 1 and update["rm_spread"] > 0.0
+    assert [p.step for p in read_points(out / "points.jsonl")] == [0, 1]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [(["--rm-ensemble", "0"], "--rm-ensemble"), (["--uncertainty-penalty", "-1"], "--uncertainty-penalty"),
+     (["--rm-ensemble", "2"], "reward-model-trunk")],
+)  # fmt: skip
+def test_the_recipe_refuses_a_bad_ensemble_before_any_work(tmp_path, monkeypatch, unique_id, capsys, extra, message):
+    env_id = unique_id()
+    rlvr.register_env(env_id, LetterEnv)
+    monkeypatch.setattr(
+        sys, "argv", ["rlhf_overoptimisation.py", "--out", str(tmp_path / "s"), "--env", env_id, *extra]
+    )
+    with pytest.raises(SystemExit):
+        runpy.run_path(str(EXAMPLES / "rlhf_overoptimisation.py"), run_name="__main__")
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()

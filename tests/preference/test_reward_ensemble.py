@@ -1,0 +1,114 @@
+"""The reward-model ensemble: UWO by hand, members normalised on their own, disagreement penalised."""
+
+import numpy as np
+import pytest
+from toymodels import char_tokenizer, tiny_llama
+
+import rlvr
+from rlvr.preference.reward_ensemble import RewardEnsembleVerifier, uncertainty_weighted
+from rlvr.preference.reward_model import RewardModel, save_reward_model
+from rlvr.preference.reward_verifier import RewardModelVerifier
+from rlvr.types import Problem, Status
+
+PROBLEMS = [Problem(id=str(i), prompt=p, reference=None) for i, p in enumerate(["abc", "de", "fgh", "ij", "k"])]
+REPLIES = ["jjj", "a", "bcd", "eeee", "ab"]
+
+
+def member(seed: int):
+    tok = char_tokenizer()
+    return RewardModel(tiny_llama(len(tok), seed=seed)), tok
+
+
+def test_uncertainty_weighted_by_hand():
+    z = np.array([[1.0, 0.0, -2.0], [3.0, 0.0, 2.0]])  # [K=2, N=3]
+    # means 2, 0, 0; population stds 1, 0, 2
+    combined, stats = uncertainty_weighted(z, penalty=1.0)
+    assert combined == pytest.approx([1.0, 0.0, -2.0])
+    assert stats["spread"] == pytest.approx(1.0)
+    assert uncertainty_weighted(z, penalty=0.0)[0] == pytest.approx([2.0, 0.0, 0.0])
+    assert uncertainty_weighted(z, penalty=0.5)[0] == pytest.approx([1.5, 0.0, -1.0])
+
+
+def test_uncertainty_weighted_never_rises_with_the_penalty_and_ignores_agreement():
+    z = np.random.default_rng(0).normal(size=(4, 50))
+    previous = None
+    for penalty in (0.0, 0.3, 1.0, 3.0):
+        combined, _ = uncertainty_weighted(z, penalty)
+        assert np.all(combined <= z.mean(axis=0) + 1e-12)
+        if previous is not None:
+            assert np.all(combined <= previous + 1e-12)
+        previous = combined
+    agreeing = np.tile(z[0], (3, 1))
+    assert uncertainty_weighted(agreeing, penalty=5.0)[0] == pytest.approx(z[0])
+
+
+@pytest.mark.parametrize(
+    ("z", "penalty", "match"),
+    [(np.zeros((1, 3)), 1.0, "K >= 2"), (np.zeros(3), 1.0, "K >= 2"), (np.zeros((2, 3)), -0.1, "penalty")],
+)
+def test_uncertainty_weighted_rejects_bad_input(z, penalty, match):
+    with pytest.raises(ValueError, match=match):
+        uncertainty_weighted(z, penalty)
+
+
+def test_the_ensemble_combines_each_members_own_normalised_scores():
+    a, b = member(3), member(4)
+    a[0].head.bias.data.fill_(100.0)  # members on different scales: normalising each removes it
+    ensemble = RewardEnsembleVerifier([a, b], penalty=0.7, chat_template=False)
+    verdicts = ensemble.batch(REPLIES, PROBLEMS)
+    singles = [RewardModelVerifier(m, normalize=True, chat_template=False).batch(REPLIES, PROBLEMS) for m in (a, b)]
+    z = np.array([[v.score for v in row] for row in singles])  # [2, N]
+    expected = z.mean(axis=0) - 0.7 * z.std(axis=0)
+    assert [v.score for v in verdicts] == pytest.approx(expected.tolist(), abs=1e-6)
+    assert all(v.status is Status.INCORRECT for v in verdicts)
+    first = verdicts[0].details
+    assert first["member_scores"] == pytest.approx(z[:, 0].tolist(), abs=1e-6)
+    assert first["spread"] == pytest.approx(float(z[:, 0].std()), abs=1e-6)
+    assert first["raw_scores"] == pytest.approx([row[0].details["raw_score"] for row in singles], abs=1e-4)
+
+
+def test_a_completion_the_members_disagree_on_scores_below_their_mean():
+    a, b = member(3), member(5)
+    verdicts = RewardEnsembleVerifier([a, b], penalty=1.0, chat_template=False).batch(REPLIES, PROBLEMS)
+    for v in verdicts:
+        mean = float(np.mean(v.details["member_scores"]))
+        assert v.score == pytest.approx(mean - v.details["spread"], abs=1e-6)
+        assert v.score <= mean + 1e-9
+    assert max(v.details["spread"] for v in verdicts) > 0.0  # two seeds do disagree somewhere
+
+
+def test_clip_and_threshold():
+    a, b = member(3), member(4)
+    clipped = RewardEnsembleVerifier([a, b], penalty=0.0, clip=0.5, chat_template=False)
+    assert all(abs(v.score) <= 0.5 for v in clipped.batch(REPLIES, PROBLEMS))
+    lenient = RewardEnsembleVerifier([a, b], penalty=0.0, correct_above=-1e9, chat_template=False)
+    assert all(v.status is Status.CORRECT for v in lenient.batch(REPLIES, PROBLEMS))
+
+
+def test_bad_configuration_fails_before_any_model_is_loaded(tmp_path):
+    missing = str(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="at least two"):
+        RewardEnsembleVerifier([missing])
+    with pytest.raises(TypeError, match="list of reward models"):
+        RewardEnsembleVerifier(missing)
+    with pytest.raises(TypeError, match="list of reward models"):
+        RewardEnsembleVerifier(member(3))
+    with pytest.raises(ValueError, match="penalty"):
+        RewardEnsembleVerifier([missing, missing], penalty=-1.0)
+    with pytest.raises(ValueError, match="clip"):
+        RewardEnsembleVerifier([missing, missing], clip=0.0)
+    with pytest.raises(FileNotFoundError, match="rlvr train-rm"):
+        RewardEnsembleVerifier([missing, missing])
+
+
+def test_registered_and_loaded_from_folders(tmp_path):
+    models = [member(3), member(4)]
+    folders = [str(save_reward_model(m, tok, tmp_path / f"rm{i}")) for i, (m, tok) in enumerate(models)]
+    assert "reward-model-ensemble" in rlvr.verifier_entries()
+    verifier = rlvr.make_verifier(
+        "reward-model-ensemble", paths=folders, penalty=0.0, device="cpu", chat_template=False
+    )
+    direct = RewardEnsembleVerifier(models, penalty=0.0, chat_template=False)
+    assert [v.score for v in verifier.batch(REPLIES, PROBLEMS)] == pytest.approx(
+        [v.score for v in direct.batch(REPLIES, PROBLEMS)], abs=1e-4
+    )
