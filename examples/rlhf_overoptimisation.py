@@ -25,7 +25,8 @@ r"""RLHF with a synthetic gold standard: verifier-labelled pairs -> reward model
    and can first take ``--critic-warmup`` batches of critic-only steps. Every ``--measure-every`` steps the KL to
    the reference, the proxy (reward-model) score and the gold (verifier) score are
    measured on held-out problems (:mod:`rlvr.preference.overoptimisation`); with an
-   ensemble the proxy is the members' mean raw score.
+   ensemble the proxy is the first member's raw score, so that runs against it
+   and against the ensemble share one proxy axis.
    With ``--save-policies`` each run's final policy is kept in ``policies/``: a
    hacked one can sample pairs for the next reward model, whose verifier labels
    then rank its favourite answer below a right one (the "refresh" study in
@@ -290,6 +291,11 @@ def train_member(member: int) -> None:
 for member in range(args.rm_ensemble):
     if not rm_folder(member).exists():
         train_member(member)
+    trained = json.loads((rm_folder(member) / "reward_model.json").read_text()).get("seed", args.seed + member)
+    if trained != args.seed + member:  # members are told apart by their seeds: a rerun must not swap them
+        parser.error(
+            f"{rm_folder(member)} was trained with seed {trained}, not {args.seed + member}: use another --out"
+        )
 if args.reward_model_only:
     raise SystemExit(0)
 members = [load_reward_model(rm_folder(m), autocast=mixed) for m in range(args.rm_ensemble)]
@@ -297,9 +303,8 @@ rm, rm_tokenizer = members[0]
 
 
 def proxy_scores(texts: list[str], problems: list) -> list[float]:
-    """The raw reward-model score; with an ensemble, the members' mean."""
-    prompts = [p.prompt for p in problems]
-    return np.mean([score(m, t, prompts, texts, chat_template=chat).numpy() for m, t in members], axis=0).tolist()
+    """The raw score of the (first) reward model: with an ensemble, the model a single-model run here optimises."""
+    return score(rm, rm_tokenizer, [p.prompt for p in problems], texts, chat_template=chat).tolist()
 
 
 def make_reward():
@@ -386,7 +391,7 @@ def train_one(run: str, beta: float, against_verifier: bool) -> None:
     for step in range(1, args.steps + 1):
         problems, rollouts, result = sample_batch(seed=derive_seed(args.seed, step))
         metrics = agent.update(Experience.from_rollouts(rollouts, result.rewards, result.scored))
-        spreads = [info["details"]["spread"] for row in result.infos for info in row if "spread" in info["details"]]
+        spreads = [i["details"]["spread"] for row in result.infos for i in row if "spread" in i.get("details", {})]
         if spreads:  # an ensemble's disagreement on what the policy writes now
             metrics["rm_spread"] = float(np.mean(spreads))
         log(run, step, metrics)
@@ -404,7 +409,8 @@ def train_one(run: str, beta: float, against_verifier: bool) -> None:
 
 # 3. The runs, each skipped when its last point is already recorded.
 CEILING = "verifier"  # in a run's name: trained on the gold itself, here or in an earlier invocation
-runs = [(f"{args.algorithm} rm beta={b:g}", b, False) for b in args.betas]
+proxy = "rm" if args.rm_ensemble == 1 else f"rm-ensemble{args.rm_ensemble} u={args.uncertainty_penalty:g}"
+runs = [(f"{args.algorithm} {proxy} beta={b:g}", b, False) for b in args.betas]
 if args.ceiling:
     beta = sorted(args.betas)[len(args.betas) // 2]
     runs.append((f"{args.algorithm} {CEILING} beta={beta:g}", beta, True))

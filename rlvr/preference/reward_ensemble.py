@@ -20,8 +20,9 @@ Deviations from the paper:
 - Each member is normalised by running moments of the scores it has given
   (Bradley-Terry fixes differences, not levels, so two members' raw logits are
   not comparable); the paper normalises each member once, on a reference set.
-- The paper's worst-case rule (the lowest member) is not offered: with three
-  members it is close to UWO at ``penalty`` about 0.85.
+- The paper's worst-case rule (the lowest member) is not offered separately:
+  with two members it equals UWO at ``penalty = 1``; with more it subtracts
+  between about 0.7 and 1.4 standard deviations, depending on the scores.
 
 Limits: the members share the pairs and the trunk's pretraining, so they agree
 on whatever those teach wrongly; an ensemble catches only the errors that differ
@@ -31,11 +32,13 @@ between seeds. Scoring costs one forward pass per member.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from torch import nn
 
+from rlvr.preference.reward_model import MARKER
 from rlvr.preference.reward_verifier import RewardModelVerifier
 from rlvr.types import Problem, Status, Verdict
 
@@ -91,7 +94,7 @@ class RewardEnsembleVerifier:
         chat_template: bool = True,
         max_length: int = 512,
     ) -> None:
-        if isinstance(paths, str) or (isinstance(paths, tuple) and isinstance(paths[0], nn.Module)):
+        if not isinstance(paths, list | tuple) or (paths and isinstance(paths[0], nn.Module)):
             raise TypeError("paths must be a list of reward models: folders or (reward_model, tokenizer) tuples")
         if len(paths) < 2:
             raise ValueError("paths must list at least two reward models (one model: the reward-model verifier)")
@@ -99,6 +102,9 @@ class RewardEnsembleVerifier:
             raise ValueError(f"penalty must be >= 0, got {penalty}")
         if clip is not None and clip <= 0:
             raise ValueError(f"clip must be > 0, got {clip}")
+        for path in paths:  # every folder checked before any model is loaded
+            if not isinstance(path, tuple) and not (Path(path) / MARKER).is_file():
+                raise FileNotFoundError(f"{path} is not a reward model folder (write one with rlvr train-rm)")
         self.members = [
             RewardModelVerifier(
                 path,
@@ -120,6 +126,8 @@ class RewardEnsembleVerifier:
             members' raw scores (``raw_scores``), their normalised scores
             (``member_scores``) and standard deviation (``spread``) in ``details``.
         """
+        if len(completions) != len(problems):
+            raise ValueError(f"{len(completions)} completions for {len(problems)} problems")
         verdicts = [member.batch(completions, problems) for member in self.members]  # [K][N]
         z = np.array([[v.score for v in row] for row in verdicts]).reshape(len(self.members), len(completions))
         combined, _ = uncertainty_weighted(z, self.penalty)

@@ -304,12 +304,17 @@ def test_the_recipe_trains_an_ensemble_and_penalises_its_spread(tmp_path, monkey
     update = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()][-1]
     assert update["step"] == 1 and update["rm_spread"] > 0.0
     assert [p.step for p in read_points(out / "points.jsonl")] == [0, 1]
+    assert {p.run for p in read_points(out / "points.jsonl")} == {"ppo rm-ensemble2 u=0.5 beta=0.1"}
+    info = json.loads((out / "rm-1" / "reward_model.json").read_text())
+    (out / "rm-1" / "reward_model.json").write_text(json.dumps(info | {"seed": 7}))
+    with pytest.raises(SystemExit):  # a member from another seed is never taken for this one
+        runpy.run_path(str(EXAMPLES / "rlhf_overoptimisation.py"), run_name="__main__")
 
 
 @pytest.mark.parametrize(
     "extra, message",
-    [(["--rm-ensemble", "0"], "--rm-ensemble"), (["--uncertainty-penalty", "-1"], "--uncertainty-penalty"),
-     (["--rm-ensemble", "2"], "reward-model-trunk")],
+    [(["--rm-ensemble", "0"], "error: --rm-ensemble must"), (["--uncertainty-penalty", "-1"], "error: --rm-ensemble must"),
+     (["--rm-ensemble", "2"], "error: --critic-init reward-model rescales")],
 )  # fmt: skip
 def test_the_recipe_refuses_a_bad_ensemble_before_any_work(tmp_path, monkeypatch, unique_id, capsys, extra, message):
     env_id = unique_id()

@@ -99,6 +99,20 @@ def test_bad_configuration_fails_before_any_model_is_loaded(tmp_path):
         RewardEnsembleVerifier([missing, missing], clip=0.0)
     with pytest.raises(FileNotFoundError, match="rlvr train-rm"):
         RewardEnsembleVerifier([missing, missing])
+    with pytest.raises(ValueError, match="at least two"):
+        RewardEnsembleVerifier([])
+    with pytest.raises(TypeError, match="list of reward models"):
+        RewardEnsembleVerifier(tmp_path)
+    kept = str(save_reward_model(*member(3), tmp_path / "rm"))
+    with pytest.raises(FileNotFoundError, match="nowhere"):  # the missing member is named, whatever its place
+        RewardEnsembleVerifier([kept, missing])
+
+
+def test_completions_and_problems_must_pair_up():
+    ensemble = RewardEnsembleVerifier([member(3), member(4)], chat_template=False)
+    with pytest.raises(ValueError, match="4 completions for 5 problems"):
+        ensemble.batch(REPLIES[:4], PROBLEMS)
+    assert ensemble.batch([], []) == []
 
 
 def test_registered_and_loaded_from_folders(tmp_path):
