@@ -13,7 +13,7 @@ r"""RLHF with a synthetic gold standard: verifier-labelled pairs -> reward model
    samples the same problems and each problem's samples are pooled before they
    are ranked, so one model's right answer is paired with another's wrong one.
 2. A Bradley-Terry reward model on those pairs (held-out pairs from test problems);
-   with ``--rm-ensemble K``, K of them from seeds ``--seed`` to ``--seed + K - 1``
+   with ``--rm-ensemble K``, K of them from seeds 0 to K - 1
    (``rm/``, ``rm-1/``, ...), and the reward is their normalised mean less
    ``--uncertainty-penalty`` times their spread (:mod:`rlvr.preference.reward_ensemble`).
    ``--reward-model-only`` stops here, to read the reward models' held-out
@@ -151,7 +151,7 @@ parser.add_argument(
     action="store_true",
     help="keep each run's final policy in OUT/policies/<run>, e.g. to sample the next reward model's pairs",
 )
-parser.add_argument("--seed", type=int, default=0)
+parser.add_argument("--seed", type=int, default=0, help="the RL runs' seed (reward model k is trained from seed k)")
 args = parser.parse_args()
 if args.measure_every < 1 or args.steps < 1 or not args.betas or min(args.betas) < 0:
     parser.error("--steps and --measure-every must be >= 1 and every beta >= 0")
@@ -264,11 +264,11 @@ def rm_folder(member: int) -> Path:
 
 def train_member(member: int) -> None:
     """One reward model; members differ in the head's initial weights and the order of the pairs."""
-    torch.manual_seed(args.seed + member)
+    torch.manual_seed(member)
     trunk, tokenizer = load(args.model)
     rm = RewardModel(trunk, autocast=mixed)
     train_reward_model(
-        rm, tokenizer, train_pairs, epochs=args.rm_epochs, lr=args.rm_lr, chat_template=chat, seed=args.seed + member
+        rm, tokenizer, train_pairs, epochs=args.rm_epochs, lr=args.rm_lr, chat_template=chat, seed=member
     )
     held = pairwise_accuracy(rm, tokenizer, test_pairs, chat_template=chat)
     # by kind of pair: a right box over a wrong one asks the reward model to check the answer, a box
@@ -279,7 +279,7 @@ def train_member(member: int) -> None:
         kinds.setdefault(kind + (", near miss" if p.meta.get("counterfactual") else ""), []).append(p)
     by_kind = {k: pairwise_accuracy(rm, tokenizer, v, chat_template=chat)["accuracy"] for k, v in sorted(kinds.items())}
     info = {"held_out_accuracy": held["accuracy"], "held_out_by_kind": by_kind, "pairs": len(train_pairs)}
-    save_reward_model(rm, tokenizer, rm_folder(member), info | {"seed": args.seed + member})
+    save_reward_model(rm, tokenizer, rm_folder(member), info | {"seed": member})
     print(
         f"reward model {rm_folder(member).name}: held-out pairwise accuracy {held['accuracy']:.3f} "
         f"on {len(test_pairs)} pairs ({minutes()})"
@@ -291,11 +291,9 @@ def train_member(member: int) -> None:
 for member in range(args.rm_ensemble):
     if not rm_folder(member).exists():
         train_member(member)
-    trained = json.loads((rm_folder(member) / "reward_model.json").read_text()).get("seed", args.seed + member)
-    if trained != args.seed + member:  # members are told apart by their seeds: a rerun must not swap them
-        parser.error(
-            f"{rm_folder(member)} was trained with seed {trained}, not {args.seed + member}: use another --out"
-        )
+    trained = json.loads((rm_folder(member) / "reward_model.json").read_text()).get("seed", member)
+    if trained != member:  # members are told apart by their seeds: a rerun must not swap them
+        parser.error(f"{rm_folder(member)} was trained with seed {trained}, not {member}: use another --out")
 if args.reward_model_only:
     raise SystemExit(0)
 members = [load_reward_model(rm_folder(m), autocast=mixed) for m in range(args.rm_ensemble)]
