@@ -4,7 +4,7 @@ For each one-digit problem ``a + b``, the right answer
 ``a + b = \boxed{s}`` is scored against the wrong answers PPO and GRPO found
 against a single reward model (docs/preference.md): a digit too many
 (``\boxed{1s}``, ``\boxed{s1}``), one off (``\boxed{s+1}``), a constant
-(``\boxed{8}``), an operand (``\boxed{b}``). Each reward model's raw scores are
+(``\boxed{8}``, ``\boxed{10}``), an operand (``\boxed{b}``). Each reward model's raw scores are
 standardised over all the texts; with two or more models, the ensemble's
 uncertainty-weighted score (:func:`rlvr.preference.reward_ensemble.uncertainty_weighted`)
 is ranked too. A cell is the share of problems where the right answer scores
@@ -31,6 +31,7 @@ HACKS = {
     "s1": lambda a, b, s: f"{s}1",
     "s+1": lambda a, b, s: f"{s + 1}",
     "8": lambda a, b, s: "8",
+    "10": lambda a, b, s: "10",
     "operand": lambda a, b, s: f"{b}",
 }
 

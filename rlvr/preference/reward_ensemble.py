@@ -113,7 +113,7 @@ class RewardEnsembleVerifier:
                 normalize=True,
                 chat_template=chat_template,
                 max_length=max_length,
-            )  # fmt: skip
+            )
             for path in paths
         ]
         self.penalty, self.clip, self.correct_above = penalty, clip, correct_above
