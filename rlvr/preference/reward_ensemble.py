@@ -31,6 +31,7 @@ between seeds. Scoring costs one forward pass per member.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -128,7 +129,13 @@ class RewardEnsembleVerifier:
         """
         if len(completions) != len(problems):
             raise ValueError(f"{len(completions)} completions for {len(problems)} problems")
-        verdicts = [member.batch(completions, problems) for member in self.members]  # [K][N]
+        before = [copy.copy(member.moments) for member in self.members]
+        try:
+            verdicts = [member.batch(completions, problems) for member in self.members]  # [K][N]
+        except Exception:  # a caller that retries the batch must not count it twice in any member
+            for member, moments in zip(self.members, before, strict=True):
+                member.moments = moments
+            raise
         z = np.array([[v.score for v in row] for row in verdicts]).reshape(len(self.members), len(completions))
         combined, _ = uncertainty_weighted(z, self.penalty)
         if self.clip is not None:

@@ -126,3 +126,17 @@ def test_registered_and_loaded_from_folders(tmp_path):
     assert [v.score for v in verifier.batch(REPLIES, PROBLEMS)] == pytest.approx(
         [v.score for v in direct.batch(REPLIES, PROBLEMS)], abs=1e-4
     )
+
+
+def test_a_member_that_fails_leaves_every_members_moments_as_they_were():
+    ensemble = RewardEnsembleVerifier([member(3), member(4)], chat_template=False)
+    ensemble.batch(REPLIES, PROBLEMS)
+    counts = [m.moments.count for m in ensemble.members]
+
+    def broken(completions, problems):
+        raise RuntimeError("out of memory")
+
+    ensemble.members[1].batch = broken
+    with pytest.raises(RuntimeError, match="out of memory"):
+        ensemble.batch(REPLIES, PROBLEMS)
+    assert [m.moments.count for m in ensemble.members] == counts == [5, 5]
