@@ -33,13 +33,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from torch import nn
 
-from rlvr.preference.reward_model import MARKER
+from rlvr.preference.reward_model import check_reward_model_folder
 from rlvr.preference.reward_verifier import RewardModelVerifier
 from rlvr.types import Problem, Status, Verdict
 
@@ -104,8 +103,8 @@ class RewardEnsembleVerifier:
         if clip is not None and clip <= 0:
             raise ValueError(f"clip must be > 0, got {clip}")
         for path in paths:  # every folder checked before any model is loaded
-            if not isinstance(path, tuple) and not (Path(path) / MARKER).is_file():
-                raise FileNotFoundError(f"{path} is not a reward model folder (write one with rlvr train-rm)")
+            if not isinstance(path, tuple):
+                check_reward_model_folder(path)
         self.members = [
             RewardModelVerifier(
                 path,

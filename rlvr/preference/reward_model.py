@@ -34,7 +34,14 @@ from rlvr.preference.losses import bradley_terry_loss
 from rlvr.preference.pairs import PreferencePair
 from rlvr.tokens import encode_texts, position_ids
 
-__all__ = ["RewardModel", "load_reward_model", "pairwise_accuracy", "save_reward_model", "train_reward_model"]
+__all__ = [
+    "RewardModel",
+    "check_reward_model_folder",
+    "load_reward_model",
+    "pairwise_accuracy",
+    "save_reward_model",
+    "train_reward_model",
+]
 
 MARKER = "reward_model.json"
 
@@ -182,6 +189,14 @@ def save_reward_model(rm: RewardModel, tokenizer: Any, out_dir: str | Path, info
     return out
 
 
+def check_reward_model_folder(path: str | Path) -> Path:
+    """``path`` as a ``Path`` when it holds a folder written by :func:`save_reward_model`; else ``FileNotFoundError``."""
+    folder = Path(path)
+    if not (folder / MARKER).exists():
+        raise FileNotFoundError(f"{path} is not a reward model folder (no {MARKER}); make one with rlvr train-rm")
+    return folder
+
+
 def load_reward_model(
     path: str | Path, *, device: str = "auto", autocast: torch.dtype | None = None
 ) -> tuple[RewardModel, Any]:
@@ -190,9 +205,7 @@ def load_reward_model(
 
     from rlvr.models import resolve_device
 
-    folder = Path(path)
-    if not (folder / MARKER).exists():
-        raise FileNotFoundError(f"{path} is not a reward model folder (no {MARKER}); make one with rlvr train-rm")
+    folder = check_reward_model_folder(path)
     config = AutoConfig.from_pretrained(folder)
     rm = RewardModel(AutoModel.from_config(config), autocast=autocast)
     rm.load_state_dict(load_file(folder / "model.safetensors"))
