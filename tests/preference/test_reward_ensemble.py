@@ -2,6 +2,9 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from toymodels import char_tokenizer, tiny_llama
 
 import rlvr
@@ -140,3 +143,28 @@ def test_a_member_that_fails_leaves_every_members_moments_as_they_were():
     with pytest.raises(RuntimeError, match="out of memory"):
         ensemble.batch(REPLIES, PROBLEMS)
     assert [m.moments.count for m in ensemble.members] == counts == [5, 5]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    arrays(np.float64, st.tuples(st.integers(2, 5), st.integers(1, 6)), elements=st.floats(-1e3, 1e3)),
+    st.floats(0.0, 3.0),
+    st.floats(-10.0, 10.0),
+    st.floats(0.1, 10.0),
+)
+def test_uncertainty_weighted_ignores_member_order_and_follows_the_scale(z, penalty, shift, scale):
+    combined, _ = uncertainty_weighted(z, penalty)
+    assert uncertainty_weighted(z[::-1], penalty)[0] == pytest.approx(combined, abs=1e-6)
+    # a common shift moves every score by the shift; a common scale scales them: no level or unit is favoured
+    assert uncertainty_weighted(z + shift, penalty)[0] == pytest.approx(combined + shift, abs=1e-6)
+    assert uncertainty_weighted(z * scale, penalty)[0] == pytest.approx(combined * scale, rel=1e-6, abs=1e-6)
+
+
+def test_hostile_completions_score_finite_and_inside_the_clip():
+    hostile = ["", " ", "\x00\x1b[2J", "\\boxed{" * 2000, "é" * 20_000, "1" * 5000, "\n" * 300]
+    problems = [PROBLEMS[i % len(PROBLEMS)] for i in range(len(hostile))]
+    ensemble = RewardEnsembleVerifier([member(3), member(4)], clip=3.0, chat_template=False, max_length=64)
+    verdicts = ensemble.batch(hostile, problems)
+    assert len(verdicts) == len(hostile)
+    assert all(np.isfinite(v.score) and abs(v.score) <= 3.0 for v in verdicts)
+    assert all(np.isfinite(v.details["spread"]) for v in verdicts)
