@@ -9,7 +9,9 @@ r"""RLHF with a synthetic gold standard: verifier-labelled pairs -> reward model
    ones; the untrained model's pairs mostly rank a box over none. With
    ``--counterfactuals K``, up to K right samples per problem are also paired with
    a copy whose boxed answer is moved (a near miss the verifier scores lower), so
-   some pairs differ only in the sum. With ``--pairs-pool`` every pairs model
+   some pairs differ only in the sum; ``--counterfactual-copies C`` makes C such
+   copies of each, and ``--counterfactual-kind rewrite`` moves the answer to the
+   kinds of wrong answer hacked policies wrote (a digit added, any small integer). With ``--pairs-pool`` every pairs model
    samples the same problems and each problem's samples are pooled before they
    are ranked, so one model's right answer is paired with another's wrong one.
 2. A Bradley-Terry reward model on those pairs (held-out pairs from test problems);
@@ -62,6 +64,7 @@ from rlvr.preference.pairs import (
     counterfactual_pairs,
     load_pairs,
     pairs_from_scored,
+    rewrite_boxed_integer,
     save_pairs,
     shift_boxed_integer,
 )
@@ -99,6 +102,15 @@ parser.add_argument(
 )
 parser.add_argument(
     "--counterfactuals", type=int, default=0, help="per problem: right samples paired with their boxed answer moved"
+)
+parser.add_argument(
+    "--counterfactual-copies", type=int, default=1, help="distinct moved copies of each of those right samples"
+)
+parser.add_argument(
+    "--counterfactual-kind",
+    choices=["shift", "rewrite"],
+    default="shift",
+    help="shift: the answer moved by 1, 2 or 10; rewrite: also a digit added or dropped, or any small integer",
 )
 parser.add_argument("--rm-epochs", type=int, default=2)
 parser.add_argument("--rm-lr", type=float, default=3e-5)
@@ -159,6 +171,8 @@ if args.ppo_epochs < 1 or args.critic_warmup < 0 or args.value_clip < 0:
     parser.error("--ppo-epochs must be >= 1, --critic-warmup and --value-clip >= 0")
 if args.critic_lr is not None and args.critic_lr <= 0:
     parser.error("--critic-lr must be > 0")
+if args.counterfactuals < 0 or args.counterfactual_copies < 1:
+    parser.error("--counterfactuals must be >= 0 and --counterfactual-copies >= 1")
 if args.rm_ensemble < 1 or args.uncertainty_penalty < 0:
     parser.error("--rm-ensemble must be >= 1 and --uncertainty-penalty >= 0")
 if args.rm_ensemble > 1 and args.algorithm == "ppo" and args.critic_init == "reward-model":
@@ -213,8 +227,9 @@ def ranked_pairs(env, scored: Scored, seed: int) -> list:
     """Pairs of each problem's samples ranked by the verifier, and near misses with ``--counterfactuals``."""
     pairs = pairs_from_scored(scored, seed=seed)
     if args.counterfactuals:
+        perturb = rewrite_boxed_integer if args.counterfactual_kind == "rewrite" else shift_boxed_integer
         pairs += counterfactual_pairs(
-            env, scored, shift_boxed_integer, pairs_per_prompt=args.counterfactuals, seed=seed
+            env, scored, perturb, pairs_per_prompt=args.counterfactuals, copies=args.counterfactual_copies, seed=seed
         )
     return pairs
 

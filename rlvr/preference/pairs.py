@@ -35,6 +35,7 @@ __all__ = [
     "pair_from_row",
     "pairs_from_env",
     "pairs_from_scored",
+    "rewrite_boxed_integer",
     "save_pairs",
     "shift_boxed_integer",
     "split_pairs",
@@ -227,12 +228,49 @@ def shift_boxed_integer(
     return text[: match.start(2)] + str(moved) + text[match.end(2) :]
 
 
+def rewrite_boxed_integer(text: str, rng: np.random.Generator) -> str | None:
+    r"""``text`` with the integer that ends its last box replaced by a wrong one of a kind policies reach for.
+
+    One of five kinds, uniformly: a neighbour (``s`` +/- 1 or 2), ``s`` +/- 10, a
+    digit added (``1s``, ``s1``, or any digit before or after), a digit dropped,
+    or any integer from 0 to ``max(2|s|, 19)`` (constants and operands among them).
+    Policies optimised against reward models that saw only the shifts of
+    :func:`shift_boxed_integer` found these (docs/preference.md). The kind that
+    cannot apply (dropping the digit of a one-digit answer) falls back to any
+    integer; a draw equal to ``s`` is redrawn. None when the last box does not
+    end in an integer.
+    """
+    match = _LAST_BOXED_INTEGER.search(text)
+    if match is None:
+        return None
+    written = match.group(2)
+    value = int(written)
+    sign, digits = ("-", written[1:]) if written.startswith("-") else ("", written)
+    moved = value
+    while moved == value:
+        kind = int(rng.integers(5))
+        if kind == 0:
+            moved = value + int(rng.choice([-2, -1, 1, 2]))
+        elif kind == 1:
+            moved = value + int(rng.choice([-10, 10]))
+        elif kind == 2:
+            digit = str(int(rng.integers(10)))
+            moved = int(sign + (digit + digits if rng.integers(2) else digits + digit))
+        elif kind == 3 and len(digits) > 1:
+            cut = int(rng.integers(len(digits)))
+            moved = int(sign + digits[:cut] + digits[cut + 1 :])
+        else:
+            moved = int(rng.integers(max(2 * abs(value), 19) + 1))
+    return text[: match.start(2)] + str(moved) + text[match.end(2) :]
+
+
 def counterfactual_pairs(
     env: Any,
     scored: Scored,
     perturb: Callable[[str, np.random.Generator], str | None],
     *,
     pairs_per_prompt: int = 4,
+    copies: int = 1,
     seed: int = 0,
 ) -> list[PreferencePair]:
     """Pairs that differ only where the verifier looks: a CORRECT sample over its perturbed copy.
@@ -242,8 +280,9 @@ def counterfactual_pairs(
     that wrong answers share, while a near miss written in the right style scores
     like the right sum (docs/preference.md). Here each CORRECT completion of
     ``scored`` (up to ``pairs_per_prompt`` per problem) is changed by ``perturb``
-    (e.g. the boxed answer moved by one), the copy is scored by ``env`` (a
-    ``BatchedEnv``, the same verifier), and the pair is kept only when the copy
+    (e.g. the boxed answer moved by one) into up to ``copies`` distinct copies,
+    each scored by ``env`` (a ``BatchedEnv``, the same verifier), and a pair is
+    kept only when its copy
     scores lower: the verifier, not the perturbation, labels it. ``perturb``
     returns None where it has nothing to change.
 
@@ -251,25 +290,32 @@ def counterfactual_pairs(
     is kept once. ``meta`` holds ``problem_id``, both rewards and ``counterfactual: True``.
     """
     rng = np.random.default_rng(seed)
-    problems, originals, copies = [], [], []
+    if copies < 1:
+        raise ValueError(f"copies must be at least 1, got {copies}")
+    problems, originals, changed_texts = [], [], []
     for m, problem in enumerate(scored.problems):
         picked, seen = 0, set()
         for text, correct, reward in zip(scored.texts[m], scored.correct[m], scored.rewards[m], strict=True):
             if picked == pairs_per_prompt or not correct or not np.isfinite(reward):
                 continue
-            changed = perturb(text, rng)
-            if changed is None or changed == text or (text, changed) in seen:
-                continue  # a repeated sample moved the same way would weigh one pair twice
-            seen.add((text, changed))
-            problems.append(problem)
-            originals.append((text, float(reward)))
-            copies.append(changed)
-            picked += 1
+            made = 0
+            for _ in range(2 * copies - 1):  # copies - 1 spare draws: a perturbation can repeat itself
+                changed = perturb(text, rng)
+                if changed is None or changed == text or (text, changed) in seen:
+                    continue  # a repeated sample moved the same way would weigh one pair twice
+                seen.add((text, changed))
+                problems.append(problem)
+                originals.append((text, float(reward)))
+                changed_texts.append(changed)
+                made += 1
+                if made == copies:
+                    break
+            picked += made > 0
     if not problems:
         return []
-    result = env.step(problems, [[c] for c in copies], on_error="record")
+    result = env.step(problems, [[c] for c in changed_texts], on_error="record")
     pairs = []
-    for b, (problem, (text, reward), copy) in enumerate(zip(problems, originals, copies, strict=True)):
+    for b, (problem, (text, reward), copy) in enumerate(zip(problems, originals, changed_texts, strict=True)):
         if not result.scored[b][0] or float(result.rewards[b][0]) >= reward:
             continue
         meta = {

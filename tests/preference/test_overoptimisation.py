@@ -326,3 +326,46 @@ def test_the_recipe_refuses_a_bad_ensemble_before_any_work(tmp_path, monkeypatch
         runpy.run_path(str(EXAMPLES / "rlhf_overoptimisation.py"), run_name="__main__")
     assert message in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [(["--counterfactuals", "-1"], "error: --counterfactuals must"),
+     (["--counterfactual-copies", "0"], "error: --counterfactuals must"),
+     (["--counterfactual-kind", "swap"], "invalid choice: 'swap'")],
+)  # fmt: skip
+def test_the_recipe_refuses_bad_near_miss_settings_before_any_work(
+    tmp_path, monkeypatch, unique_id, capsys, extra, message
+):
+    env_id = unique_id()
+    rlvr.register_env(env_id, LetterEnv)
+    monkeypatch.setattr(
+        sys, "argv", ["rlhf_overoptimisation.py", "--out", str(tmp_path / "s"), "--env", env_id, *extra]
+    )
+    with pytest.raises(SystemExit):
+        runpy.run_path(str(EXAMPLES / "rlhf_overoptimisation.py"), run_name="__main__")
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("kind, perturb", [("shift", "shift_boxed_integer"), ("rewrite", "rewrite_boxed_integer")])
+def test_the_recipe_passes_the_near_miss_kind_and_copies_on(tmp_path, monkeypatch, unique_id, kind, perturb):
+    import rlvr.preference.pairs as pairs
+
+    env_id = unique_id()
+    rlvr.register_env(env_id, LetterEnv)
+    model = save_tiny_model(tmp_path / "tiny")
+    calls = []
+
+    def recording(env, scored, perturb, **kwargs):
+        calls.append((perturb.__name__, kwargs["pairs_per_prompt"], kwargs["copies"]))
+        return []
+
+    monkeypatch.setattr(pairs, "counterfactual_pairs", recording)
+    extra = ["--counterfactuals", "2", "--counterfactual-copies", "3", "--counterfactual-kind", kind]
+    monkeypatch.setattr(
+        sys, "argv", [*one_ppo_step(model, env_id), "--out", str(tmp_path / "s"), "--reward-model-only", *extra]
+    )
+    with pytest.raises(SystemExit):
+        runpy.run_path(str(EXAMPLES / "rlhf_overoptimisation.py"), run_name="__main__")
+    assert calls and set(calls) == {(perturb, 2, 3)}  # training and held-out pairs alike

@@ -13,6 +13,7 @@ from rlvr.preference.pairs import (
     load_pairs,
     pair_from_row,
     pairs_from_env,
+    rewrite_boxed_integer,
     save_pairs,
     shift_boxed_integer,
     split_pairs,
@@ -150,3 +151,35 @@ def test_counterfactual_pairs_keep_a_repeated_pair_once():
     moves = iter([1, 2, 1, 3])
     varied = counterfactual_pairs(env, scored, lambda t, rng: shift_boxed_integer(t, rng, shifts=[next(moves)]))
     assert [p.rejected.rsplit("{", 1)[1] for p in varied] == [f"{int(a.reference) + d}}}" for d in (1, 2, 3)]
+
+
+def test_rewrite_boxed_integer_reaches_every_kind_and_never_the_answer():
+    rng = np.random.default_rng(0)
+    for s in (0, 7, 12, 95):
+        text = f"x = \\boxed{{{s}}}."
+        moved = {int(rewrite_boxed_integer(text, rng)[len("x = \\boxed{") : -2]) for _ in range(1000)}
+        assert s not in moved
+        assert {s + 1, s + 10, int(f"1{s}"), int(f"{s}1")} <= moved  # a neighbour, ten off, a digit added
+        if s < 19:
+            assert set(range(19)) - {s} <= moved  # any small integer: constants and operands
+        if s >= 10:
+            assert {int(str(s)[0]), int(str(s)[1])} <= moved  # a digit dropped
+    assert rewrite_boxed_integer("\\boxed{-4}", rng) != "\\boxed{-4}"
+    assert rewrite_boxed_integer("\\boxed{6 + 6 = 12}", rng).startswith("\\boxed{6 + 6 = ")
+    for text in ["no box", "\\boxed{x}", "\\boxed{3.5}", "\\boxed{7} and \\boxed{y}", ""]:
+        assert rewrite_boxed_integer(text, rng) is None
+
+
+def test_counterfactual_pairs_make_several_distinct_copies_of_each_right_sample():
+    env = rlvr.BatchedEnv(rlvr.make("rlvr/Arithmetic-v0", split="train", digits=1))
+    (a,) = env.distinct_problems(1, seed=0)
+    right = f"{a.meta['expression']} = \\boxed{{{a.reference}}}"
+    scored = Scored([a], [[right, "\\boxed{100}"]], np.array([[1.0, 0.1]]), np.array([[True, False]]))
+
+    pairs = counterfactual_pairs(env, scored, rewrite_boxed_integer, copies=5, seed=0)
+    assert len(pairs) == 5 and len({p.rejected for p in pairs}) == 5
+    assert all(p.chosen == right and p.rejected != right for p in pairs)
+    # one move only: the spare draws repeat it, and the pair is kept once
+    assert len(counterfactual_pairs(env, scored, lambda t, rng: shift_boxed_integer(t, rng, shifts=[1]), copies=5)) == 1
+    with pytest.raises(ValueError, match="copies"):
+        counterfactual_pairs(env, scored, rewrite_boxed_integer, copies=0)
